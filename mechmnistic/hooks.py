@@ -1,0 +1,124 @@
+"""Activation capture with hooks that never leak.
+
+``run_with_cache(model, images)`` runs a model and returns its logits and an
+``ActivationCache`` of every named intermediate tensor. Hooks are registered
+inside a context manager whose ``finally`` removes them, so none remains on any
+module afterwards, even when the forward pass raises.
+
+Hook names (shapes for N images; see ``ActivationCache.describe``):
+
+* ``input``: the normalised input, ``[N, 1, 28, 28]``
+* ``<layer>.pre``: a layer's affine output (Linear ``[N, units]``, Conv ``[N, C, H, W]``);
+  for the last layer this is the logits ``[N, n_classes]``
+* ``<layer>.post``: after ReLU (hidden layers only), same shape as ``.pre``
+* ``<conv layer>.pool``: after max-pooling ``[N, C, H', W']``
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from .models.architectures import MNISTNet
+
+
+def to_pixels(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Images as ``load_mnist`` gives them (uint8 ``[N,28,28]``) or floats in [0, 1]
+    -> float32 tensor ``[N, 28, 28]`` in [0, 1]. A single image ``[28, 28]`` becomes ``[1, 28, 28]``."""
+    if isinstance(images, torch.Tensor):
+        tensor = images.detach()
+    else:
+        array = np.asarray(images)
+        # Convert on the numpy side: the result is a fresh writable array, and
+        # torch never wraps read-only memory (load_mnist's arrays are read-only).
+        if array.dtype == np.uint8:
+            array = array.astype(np.float32) / np.float32(255.0)
+        elif np.issubdtype(array.dtype, np.floating):
+            array = array.astype(np.float32, copy=True)
+        tensor = torch.from_numpy(np.ascontiguousarray(array)) if array.dtype != object else None
+    if tensor is None or not (tensor.dtype == torch.uint8 or tensor.is_floating_point()):
+        raise TypeError(f"images must be uint8 or float in [0, 1], got {getattr(tensor, 'dtype', 'object')}")
+    if tensor.dtype == torch.uint8:
+        tensor = tensor.to(torch.float32) / 255.0
+    tensor = tensor.to(torch.float32)
+    if tensor.dim() == 4 and tensor.shape[1] == 1:
+        tensor = tensor[:, 0]
+    if tensor.dim() == 2:
+        tensor = tensor.unsqueeze(0)
+    if tensor.dim() != 3 or tuple(tensor.shape[1:]) != (28, 28):
+        raise ValueError(f"images must be [N, 28, 28], got shape {tuple(tensor.shape)}")
+    return tensor
+
+
+class ActivationCache(dict):
+    """``{hook name: tensor}`` with a readable summary of what it holds."""
+
+    def describe(self) -> str:
+        return "\n".join(f"{name:<20} {list(t.shape)}" for name, t in self.items())
+
+
+@contextlib.contextmanager
+def hooks(model: MNISTNet, fns: dict[str, Callable[[torch.Tensor], torch.Tensor | None]]) -> Iterator[None]:
+    """Attach ``fn(tensor)`` at each named hook point for the duration of the block.
+
+    A function may return a tensor to replace the activation (for ablations and
+    patching) or ``None`` to leave it. Hooks are removed on exit, always.
+    """
+    unknown = set(fns) - set(model.hook_names)
+    if unknown:
+        raise KeyError(f"unknown hook names {sorted(unknown)}; known: {model.hook_names}")
+    handles = []
+    try:
+        for name, fn in fns.items():
+            handles.append(model.hook(name).register_forward_hook(lambda _m, _i, out, fn=fn: fn(out)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _recorder(store: list[torch.Tensor]) -> Callable[[torch.Tensor], None]:
+    def record(out: torch.Tensor) -> None:
+        store.append(out.detach())
+
+    return record
+
+
+def run_with_cache(
+    model: MNISTNet,
+    images: np.ndarray | torch.Tensor,
+    names: Iterable[str] | None = None,
+    batch_size: int = 4096,
+) -> tuple[torch.Tensor, ActivationCache]:
+    """Run ``model`` on ``images`` and capture intermediate tensors.
+
+    ``images``: uint8 ``[N, 28, 28]`` (as ``load_mnist`` returns) or float in
+    [0, 1]; the model's own normalisation is applied. ``names`` restricts what
+    is kept (default: every hook name). Runs in eval mode without gradients,
+    in batches of ``batch_size``. Returns ``(logits [N, n_classes], cache)``.
+    """
+    pixels = to_pixels(images)
+    wanted: Sequence[str] = list(model.hook_names if names is None else names)
+    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in wanted}
+    fns = {name: _recorder(chunks[name]) for name in wanted}
+    logit_chunks = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode(), hooks(model, fns):
+            for start in range(0, len(pixels), batch_size):
+                logit_chunks.append(model(pixels[start : start + batch_size]))
+    finally:
+        model.train(was_training)
+    cache = ActivationCache((name, torch.cat(parts) if parts else torch.empty(0)) for name, parts in chunks.items())
+    logits = torch.cat(logit_chunks) if logit_chunks else torch.empty(0, model.n_classes)
+    return logits, cache
+
+
+def predict(model: MNISTNet, images: np.ndarray | torch.Tensor, batch_size: int = 8192) -> np.ndarray:
+    """Predicted class per image, int64 ``[N]``."""
+    logits, _ = run_with_cache(model, images, names=[], batch_size=batch_size)
+    return logits.argmax(1).numpy()

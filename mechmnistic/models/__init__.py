@@ -1,0 +1,25 @@
+"""Architectures, configs, cards, safe weight files and the model zoo."""
+
+from .architectures import CNN, MLP, HookPoint, MNISTNet, build_model
+from .card import ModelCard
+from .config import CNNConfig, ConfigError, MLPConfig, ModelConfig, Normalization, config_from_dict, config_to_dict
+from .weights_io import MAX_WEIGHTS_BYTES, WeightsFileError, read_state_dict
+from .zoo import (
+    DEFAULT_MODEL,
+    ModelLoadError,
+    ModelNotFoundError,
+    list_models,
+    load_card,
+    load_model,
+    model_dir,
+    model_from_state_dict,
+    save_model,
+    validate_name,
+)
+
+__all__ = [
+    "CNN", "MLP", "HookPoint", "MNISTNet", "build_model", "ModelCard", "CNNConfig", "ConfigError", "MLPConfig",
+    "ModelConfig", "Normalization", "config_from_dict", "config_to_dict", "MAX_WEIGHTS_BYTES", "WeightsFileError",
+    "read_state_dict", "DEFAULT_MODEL", "ModelLoadError", "ModelNotFoundError", "list_models", "load_card",
+    "load_model", "model_dir", "model_from_state_dict", "save_model", "validate_name",
+]
