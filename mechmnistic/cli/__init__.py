@@ -1,0 +1,64 @@
+"""The ``mechmnistic`` command line: one subcommand per task, ``--json`` for scripts.
+
+Each subcommand lives in a small module with a ``register(subparsers)``
+function; errors from bad input (``MechMNISTicError``) print one clear line and
+exit with status 2, with nothing written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import MechMNISTicError
+
+
+def _commands() -> list:
+    # Imported here so `mechmnistic --help` stays fast and each module stays small.
+    from . import data_cmds, model_cmds
+
+    return [data_cmds, model_cmds]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mechmnistic",
+        description="Reverse-engineer small networks trained on MNIST.",
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"mechmnistic {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for module in _commands():
+        module.register(sub)
+    return parser
+
+
+def emit(args: argparse.Namespace, result: Any, human: Callable[[Any], str]) -> None:
+    """Print ``result`` as one JSON object with ``--json``, else as ``human(result)``."""
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=None, default=_json_default))
+    else:
+        print(human(result))
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except MechMNISTicError as exc:
+        print(f"mechmnistic {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"mechmnistic {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
