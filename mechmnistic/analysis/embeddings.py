@@ -1,0 +1,74 @@
+"""Hadamard feature embeddings: which pixels of an input drive a unit, and by how much.
+
+For a unit whose pre-activation on input ``x`` (pixels in [0, 1]) is
+``w_eff(x) · x + b_eff(x)``, its embedding is the map ``x ⊙ w_eff(x)``: it is
+zero where the digit has no ink, and it sums, together with ``b_eff(x)``,
+exactly to the unit's pre-activation. For a first-layer unit ``w_eff`` is just
+its input weights (with the model's input normalisation folded in:
+``(x - m) / s`` gives ``w / s`` and ``b - m * sum(w) / s``), as in the
+MechMNISTic write-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import MechMNISTicError
+from ..hooks import to_pixels
+from ..models.architectures import MNISTNet
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """Embeddings of ``U`` units on ``N`` inputs.
+
+    ``maps``: float32 ``[N, U, 28, 28]`` = ``x ⊙ w_eff(x)``; ``bias``: float32
+    ``[N, U]`` = ``b_eff(x)``; so ``maps.sum((2, 3)) + bias`` is the
+    pre-activation ``[N, U]``.
+    """
+
+    maps: np.ndarray
+    bias: np.ndarray
+
+    @property
+    def pre_activation(self) -> np.ndarray:
+        return self.maps.sum(axis=(2, 3)) + self.bias
+
+
+def first_layer_effective_weights(model: MNISTNet, units: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel-space weights and bias of the first layer's units (normalisation folded in).
+
+    Returns ``w`` float32 ``[U, 28, 28]`` and ``b`` float32 ``[U]``. Only for an
+    MLP's first (Linear) layer, whose effective weights do not depend on the input.
+    """
+    first = model.layer(model.layer_names[0])
+    if not isinstance(first, torch.nn.Linear):
+        raise MechMNISTicError("input-independent weights exist only for an MLP's first layer")
+    weight = first.weight.detach().double()
+    bias = first.bias.detach().double()
+    norm = model.config.normalization
+    w = weight / norm.std
+    b = bias - norm.mean * weight.sum(dim=1) / norm.std
+    if units is not None:
+        index = torch.as_tensor(np.asarray(units, dtype=np.int64))
+        w, b = w[index], b[index]
+    return w.reshape(-1, 28, 28).float().numpy(), b.float().numpy()
+
+
+def hadamard_embeddings(model: MNISTNet, layer: str, images: np.ndarray, units: np.ndarray | None = None) -> Embeddings:
+    """Embeddings of ``layer``'s ``units`` (default all) on ``images`` (uint8 ``[N,28,28]`` or [0,1] floats).
+
+    Exact for a first-layer MLP unit. Units of deeper layers need the
+    input-dependent effective weights of ``mechmnistic.analysis.grounding``.
+    """
+    if layer != model.layer_names[0] or not isinstance(model.layer(layer), torch.nn.Linear):
+        raise MechMNISTicError(
+            f"Hadamard embeddings of {layer!r} need input-dependent effective weights (deeper layers and CNNs)"
+        )
+    w, b = first_layer_effective_weights(model, units)
+    pixels = to_pixels(images).numpy()  # [N, 28, 28]
+    maps = pixels[:, None, :, :] * w[None]  # [N, U, 28, 28]
+    return Embeddings(maps.astype(np.float32), np.broadcast_to(b, (len(pixels), len(b))).astype(np.float32))

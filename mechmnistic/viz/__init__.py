@@ -1,0 +1,1 @@
+"""Plotly figure builders: arrays in, ``go.Figure`` out; they compute nothing an analysis could not."""

@@ -1,0 +1,142 @@
+"""Plotly building blocks shared by every view.
+
+Conventions: signed data (weights, embeddings, effects) always uses a
+diverging colour scale centred at zero, symmetric around it, so white means
+exactly zero; digits are shown in greys with ink dark. Builders return a
+``go.Figure`` and never show it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+#: Blue = negative, red = positive (the EIS VII write-up's colours reversed
+#: would confuse; we keep the common interpretability convention).
+DIVERGING = "RdBu_r"
+DIGIT = "gray_r"
+
+
+def symmetric_range(z: np.ndarray) -> float:
+    """Half-width of a colour range centred at zero that covers ``z`` (never 0)."""
+    bound = float(np.nanmax(np.abs(z))) if np.size(z) else 0.0
+    return bound if bound > 0 else 1.0
+
+
+def signed_heatmap(
+    z: np.ndarray,
+    title: str = "",
+    colorbar_title: str = "",
+    hover_label: str = "value",
+    zmax: float | None = None,
+    height: int = 320,
+) -> go.Figure:
+    """A signed 2-D map (e.g. 28x28 weights) on a diverging scale centred at zero.
+
+    ``z``: float ``[H, W]``. Rows are drawn top to bottom like an image.
+    """
+    z = np.asarray(z, dtype=float)
+    bound = zmax if zmax is not None else symmetric_range(z)
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            colorscale=DIVERGING,
+            zmid=0,
+            zmin=-bound,
+            zmax=bound,
+            colorbar=dict(title=colorbar_title, thickness=12),
+            hovertemplate=f"row %{{y}}, col %{{x}}<br>{hover_label} %{{z:.4g}}<extra></extra>",
+        )
+    )
+    _image_axes(fig, z.shape)
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    return fig
+
+
+def digit_figure(image: np.ndarray, title: str = "", height: int = 260) -> go.Figure:
+    """A digit (uint8 ``[28, 28]`` or float in [0, 1]) in greys, ink dark."""
+    image = np.asarray(image, dtype=float)
+    if image.max(initial=0) > 1.0:
+        image = image / 255.0
+    fig = go.Figure(
+        go.Heatmap(
+            z=image,
+            colorscale=DIGIT,
+            zmin=0,
+            zmax=1,
+            showscale=False,
+            hovertemplate="row %{y}, col %{x}<br>pixel %{z:.3f}<extra></extra>",
+        )
+    )
+    _image_axes(fig, image.shape)
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10))
+    return fig
+
+
+def image_grid(
+    images: Sequence[np.ndarray],
+    titles: Sequence[str],
+    columns: int = 8,
+    signed: bool = False,
+    shared_scale: bool = True,
+    tile_px: int = 110,
+    title: str = "",
+) -> go.Figure:
+    """A grid of small 2-D maps: digits (``signed=False``) or signed maps on one diverging scale.
+
+    ``images``: a sequence of float ``[H, W]``. With ``shared_scale`` all
+    signed tiles share one colour range, so tiles compare by colour.
+    """
+    count = len(images)
+    columns = max(1, min(columns, count or 1))
+    rows = max(1, -(-count // columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles) + [""] * (rows * columns - count),
+                        horizontal_spacing=0.01, vertical_spacing=0.06 if rows > 1 else 0.0)
+    bound = symmetric_range(np.stack(images)) if (signed and shared_scale and count) else None
+    for i, image in enumerate(images):
+        z = np.asarray(image, dtype=float)
+        if signed:
+            b = bound if bound is not None else symmetric_range(z)
+            trace = go.Heatmap(z=z, colorscale=DIVERGING, zmid=0, zmin=-b, zmax=b, showscale=(i == 0),
+                               colorbar=dict(thickness=10, len=0.6) if i == 0 else None,
+                               hovertemplate="row %{y}, col %{x}<br>%{z:.4g}<extra></extra>")
+        else:
+            z = z / 255.0 if z.max(initial=0) > 1 else z
+            trace = go.Heatmap(z=z, colorscale=DIGIT, zmin=0, zmax=1, showscale=False,
+                               hovertemplate="row %{y}, col %{x}<br>pixel %{z:.3f}<extra></extra>")
+        fig.add_trace(trace, row=i // columns + 1, col=i % columns + 1)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
+    for axis_index in range(1, rows * columns + 1):
+        suffix = "" if axis_index == 1 else str(axis_index)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+    fig.update_annotations(font_size=10)
+    top = 40 if title else 20
+    fig.update_layout(title=title, height=rows * tile_px + top, margin=dict(l=5, r=5, t=top, b=5))
+    return fig
+
+
+def _image_axes(fig: go.Figure, shape: tuple[int, ...]) -> None:
+    fig.update_xaxes(
+        showticklabels=False, showgrid=False, zeroline=False, constrain="domain", range=[-0.5, shape[1] - 0.5]
+    )
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed",
+                     scaleanchor="x", constrain="domain")
+
+
+def class_bar(values: np.ndarray, title: str, yaxis_title: str, class_names: Sequence[str] | None = None,
+              highlight: int | None = None, height: int = 280) -> go.Figure:
+    """One bar per class, coloured by sign (signed values) with an optional highlighted class."""
+    values = np.asarray(values, dtype=float)
+    names = list(class_names) if class_names is not None else [str(i) for i in range(len(values))]
+    colors = np.where(values >= 0, "#b2182b", "#2166ac").astype(object)
+    if highlight is not None and 0 <= highlight < len(values):
+        colors[highlight] = "#f4a300"
+    fig = go.Figure(go.Bar(x=names, y=values, marker_color=list(colors),
+                           hovertemplate="class %{x}<br>%{y:.4g}<extra></extra>"))
+    fig.update_layout(title=title, yaxis_title=yaxis_title, xaxis_title="class", height=height,
+                      margin=dict(l=10, r=10, t=40, b=10), xaxis=dict(type="category"))
+    return fig

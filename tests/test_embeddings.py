@@ -1,0 +1,50 @@
+"""Hadamard embeddings: they sum, with the effective bias, exactly to the pre-activation."""
+
+import numpy as np
+import pytest
+import torch
+
+from mechmnistic import run_with_cache
+from mechmnistic.analysis.embeddings import first_layer_effective_weights, hadamard_embeddings
+from mechmnistic.errors import MechMNISTicError
+from mechmnistic.models import MLPConfig, Normalization, build_model
+
+
+def test_first_layer_identity_on_the_real_model(bundled, mnist_test):
+    model = bundled("mlp-1x64")
+    images = mnist_test.images[:200]
+    emb = hadamard_embeddings(model, "layers.0", images)
+    _, cache = run_with_cache(model, images, names=["layers.0.pre"])
+    assert emb.maps.shape == (200, 64, 28, 28)
+    np.testing.assert_allclose(emb.pre_activation, cache["layers.0.pre"].numpy(), atol=1e-4)
+    no_ink = np.broadcast_to(images[:, None] == 0, emb.maps.shape)
+    assert np.all(emb.maps[no_ink] == 0), "no ink, no contribution"
+
+
+def test_normalisation_is_folded_into_pixel_space():
+    torch.manual_seed(0)
+    model = build_model(MLPConfig(hidden_sizes=(5,), normalization=Normalization(0.1307, 0.3081)))
+    images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    emb = hadamard_embeddings(model, "layers.0", images, units=np.array([4, 1]))
+    _, cache = run_with_cache(model, images, names=["layers.0.pre"])
+    np.testing.assert_allclose(emb.pre_activation, cache["layers.0.pre"].numpy()[:, [4, 1]], atol=1e-4)
+
+
+def test_hand_set_weights_give_the_worked_out_embedding():
+    model = build_model(MLPConfig(hidden_sizes=(1,)))
+    with torch.no_grad():
+        model.get_submodule('layers.0').weight.zero_()
+        model.get_submodule('layers.0').weight[0, 28 * 3 + 4] = 2.0
+        model.get_submodule('layers.0').bias.fill_(-0.5)
+    image = np.zeros((1, 28, 28), np.float32)
+    image[0, 3, 4] = 0.25
+    emb = hadamard_embeddings(model, "layers.0", image)
+    assert emb.maps[0, 0, 3, 4] == pytest.approx(0.5) and emb.maps.sum() == pytest.approx(0.5)
+    assert emb.pre_activation[0, 0] == pytest.approx(0.0)
+    w, b = first_layer_effective_weights(model)
+    assert w.shape == (1, 28, 28) and b[0] == pytest.approx(-0.5)
+
+
+def test_deeper_layers_need_grounding(bundled, mnist_test):
+    with pytest.raises(MechMNISTicError):
+        hadamard_embeddings(bundled("mlp-2x64"), "layers.1", mnist_test.images[:2])
