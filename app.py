@@ -1,0 +1,25 @@
+"""MechMNISTic: the Streamlit entry point.
+
+Sets the page up, shows the shared sidebar (the model picker), and routes to the
+pages. Run with ``make run`` (or ``streamlit run app.py``).
+
+The page scripts live in ``app_pages/``, not ``pages/``: when a folder named
+``pages/`` exists, Streamlit runs a deep-linked page script directly (its old
+multipage mode, skipping this file) for every request until some session has
+called ``st.navigation``, so a server whose first visitor follows a deep link
+would show that visitor a page without its sidebar and state.
+"""
+
+import streamlit as st
+
+from ui.sidebar import model_picker
+
+st.set_page_config(page_title="MechMNISTic", page_icon="🔬", layout="wide")
+
+PAGES = [
+    st.Page("app_pages/zoo.py", title="Model zoo", icon="🗂️", default=True),
+]
+
+navigation = st.navigation(PAGES)
+st.session_state["active_model"] = model_picker()
+navigation.run()

@@ -1,0 +1,40 @@
+"""Deep links between pages: the one place that knows each page's URL and parameters.
+
+Every view is reproducible from its URL. Pages link to each other only through
+these helpers, so a click-through (a neuron in a heatmap, a point in a scatter)
+always lands on the right page with the right parameters.
+
+URL contracts (``model`` is always the zoo name):
+
+* Neuron Explorer    ``/neuron?model=M&layer=L&neuron=U`` (conv channels: ``neuron`` is the channel)
+* Classification     ``/classify?model=M&test_index=I``
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import streamlit as st
+
+NEURON_PAGE = "app_pages/neuron_explorer.py"
+CLASSIFY_PAGE = "app_pages/classification_explorer.py"
+URL_PATHS = {NEURON_PAGE: "neuron", CLASSIFY_PAGE: "classify"}
+
+
+def href(page: str, **params: object) -> str:
+    """A relative link to ``page`` with query ``params`` (for markdown links and tables)."""
+    query = urlencode({k: v for k, v in params.items() if v is not None})
+    return f"./{URL_PATHS[page]}" + (f"?{query}" if query else "")
+
+
+def go_to(page: str, **params: object) -> None:
+    """Switch to ``page`` now, carrying ``params`` into its URL."""
+    st.switch_page(page, query_params={k: str(v) for k, v in params.items() if v is not None})
+
+
+def neuron_href(model: str, layer: str, neuron: int) -> str:
+    return href(NEURON_PAGE, model=model, layer=layer, neuron=neuron)
+
+
+def classify_href(model: str, test_index: int) -> str:
+    return href(CLASSIFY_PAGE, model=model, test_index=test_index)

@@ -1,0 +1,61 @@
+"""Reading URL query parameters without ever crashing a page.
+
+Every page is reproducible from its URL (deep links). Values arrive as
+untrusted strings; these helpers turn them into checked values, or a default
+plus a message saying what was wrong, which the page shows with ``st.warning``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+MAX_PARAM_CHARS = 64
+
+
+@dataclass(frozen=True)
+class Param:
+    value: object
+    problem: str | None = None
+
+
+def _shown(raw: str) -> str:
+    clipped = raw[:MAX_PARAM_CHARS] + ("…" if len(raw) > MAX_PARAM_CHARS else "")
+    return repr(clipped)
+
+
+def int_param(name: str, low: int, high: int, default: int | None) -> Param:
+    """An integer in ``[low, high]`` from ``?name=``; out-of-range or junk gives the default and a message."""
+    raw = st.query_params.get(name)
+    if raw is None or raw == "":
+        return Param(default)
+    try:
+        value = int(raw.strip()) if len(raw) <= 12 else None
+    except ValueError:
+        value = None
+    if value is None:
+        return Param(default, f"`{name}` must be a whole number; got {_shown(raw)}. Showing the default instead.")
+    if not low <= value <= high:
+        return Param(default, f"`{name}`={value} is out of range ({low}–{high}). Showing the default instead.")
+    return Param(value)
+
+
+def choice_param(name: str, choices: list[str], default: str | None) -> Param:
+    """One of ``choices`` from ``?name=``; anything else gives the default and a message."""
+    raw = st.query_params.get(name)
+    if raw is None or raw == "":
+        return Param(default)
+    if raw in choices:
+        return Param(raw)
+    listed = ", ".join(choices[:12]) + ("…" if len(choices) > 12 else "")
+    return Param(default, f"Unknown `{name}` {_shown(raw)}; choose one of: {listed}. Showing the default instead.")
+
+
+def set_params(**values: object) -> None:
+    """Write values into the URL (``None`` removes a key) so the view can be shared."""
+    for key, value in values.items():
+        if value is None:
+            st.query_params.pop(key, None)
+        elif st.query_params.get(key) != str(value):
+            st.query_params[key] = str(value)
