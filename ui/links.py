@@ -7,7 +7,7 @@ always lands on the right page with the right parameters.
 URL contracts (``model`` is always the zoo name):
 
 * Neuron Explorer    ``/neuron?model=M&layer=L&neuron=U`` (conv channels: ``neuron`` is the channel)
-* Classification     ``/classify?model=M&test_index=I``
+* Classification     ``/classify?model=M&test_index=I`` (or ``train_index=I`` for a training image)
 """
 
 from __future__ import annotations
@@ -36,5 +36,5 @@ def neuron_href(model: str, layer: str, neuron: int) -> str:
     return href(NEURON_PAGE, model=model, layer=layer, neuron=neuron)
 
 
-def classify_href(model: str, test_index: int) -> str:
-    return href(CLASSIFY_PAGE, model=model, test_index=test_index)
+def classify_href(model: str, test_index: int | None = None, train_index: int | None = None) -> str:
+    return href(CLASSIFY_PAGE, model=model, test_index=test_index, train_index=train_index)
