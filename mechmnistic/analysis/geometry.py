@@ -520,7 +520,7 @@ def regression_direction(
 
 
 def template_pixels(ref: str) -> np.ndarray:
-    """``train:N`` / ``test:N`` -> that image; ``1-train:N`` -> its inverse ``1 - t``. float32 ``[28, 28]`` in [0, 1]."""
+    """``train:N`` / ``test:N`` -> that image, ``1-train:N`` -> its inverse ``1 - t``; float32 ``[28, 28]``."""
     text = ref.strip()
     inverted = text.startswith("1-")
     try:
