@@ -189,6 +189,11 @@ class FeatureVisualization:
     def clamped(self) -> bool:
         return self.config.clamp
 
+    def subset(self, indices: Sequence[int]) -> FeatureVisualization:
+        idx = list(indices)
+        return FeatureVisualization(self.images[idx], self.initial[idx], self.final[idx], self.history[:, idx],
+                                    tuple(self.names[i] for i in idx), tuple(self.units[i] for i in idx), self.config)
+
 
 def _streams(config: FeatureVizConfig, keys: Sequence[int]) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Per-objective noise images ``[K, 28, 28]`` and jitter shifts ``[K, steps, 2]`` from ``(seed, key)``."""
@@ -294,6 +299,23 @@ def visualize(
     arrays = cached(model, "feature_viz", params, compute)
     return FeatureVisualization(arrays["images"], arrays["initial"], arrays["final"], arrays["history"],
                                 objectives.names, objectives.units, config)
+
+
+def visualize_units(
+    model: MNISTNet, layer: str, units: Sequence[int] | None = None, config: FeatureVizConfig | None = None
+) -> FeatureVisualization:
+    """Units of ``layer`` (default all), always optimised as the whole layer's batch (cached).
+
+    A unit's image then never depends on which other units were asked for
+    (float32 rounding in a convolution can differ with the batch size), so the
+    page, the CLI and this function agree to the bit; and a batch of every unit
+    costs little more than one unit.
+    """
+    every = unit_objectives(model, layer)
+    if units is None:
+        return visualize(model, every, config)
+    unit_objectives(model, layer, units)  # validates them
+    return visualize(model, every, config).subset([int(u) for u in units])
 
 
 @dataclass(frozen=True)

@@ -388,7 +388,8 @@ def logit_difference_direction(
         vector = (weight[positive] - weight[negative]).numpy()
         offset = float(bias[positive] - bias[negative])
         return Direction(spec, name, "logit", vector, offset=offset,
-                         note=f"exact: logit {positive} − logit {negative} = v · a + {offset:.4g}")
+                         note=f"exact: logit {positive} − logit {negative} = v · a {'+' if offset >= 0 else '−'} "
+                         f"{abs(offset):.4g}")
 
     def compute() -> dict[str, np.ndarray]:
         return {"gradient": _mean_logit_gradient(model, space, positive, negative, split, progress)}
