@@ -595,6 +595,7 @@ class Arrow:
     """A direction drawn in the PCA plane: from ``start`` to ``end`` (scatter coordinates)."""
 
     name: str
+    kind: str
     start: tuple[float, float]
     end: tuple[float, float]
     in_plane: float
@@ -624,7 +625,7 @@ def plane_arrow(fit: LayerPCA, direction: Direction, plane: tuple[int, int], sca
         t0, t1 = direction.span
         start = project_point(fit, direction.anchor + t0 * direction.vector, plane)
         end = project_point(fit, direction.anchor + t1 * direction.vector, plane)
-    return Arrow(direction.name, (float(start[0]), float(start[1])), (float(end[0]), float(end[1])),
+    return Arrow(direction.name, direction.kind, (float(start[0]), float(start[1])), (float(end[0]), float(end[1])),
                  in_plane_fraction(fit, direction, plane))
 
 
@@ -654,3 +655,14 @@ def weighted_loadings(fit: LayerPCA, directions: Sequence[Direction]) -> Loading
     values = np.stack([std * d.unit_vector for d in directions], axis=1) if directions else np.zeros((len(std), 0))
     return Loadings(values, tuple(d.name for d in directions), tuple(fit.space.coordinate_names()),
                     fit.space.units())
+
+
+#: Names of the regions ``band_regions`` numbers 0, 1, 2.
+REGION_NAMES = ("below the band", "inside the band", "above the band")
+
+
+def band_regions(scores: np.ndarray, low: float, high: float) -> np.ndarray:
+    """0 where ``score <= low``, 1 where ``low < score < high`` (``labels.band_labels``' inside), 2 above; int8."""
+    if not low < high:
+        raise GeometryError(f"a band needs low < high, got {_num(low)}..{_num(high)}")
+    return np.where(scores <= low, 0, np.where(scores < high, 1, 2)).astype(np.int8)
