@@ -18,6 +18,8 @@ st.set_page_config(page_title="MechMNISTic", page_icon="🔬", layout="wide")
 
 PAGES = [
     st.Page("app_pages/zoo.py", title="Model zoo", icon="🗂️", default=True),
+    st.Page("app_pages/geometry.py", title="Activation geometry", icon="📐", url_path="geometry"),
+    st.Page("app_pages/feature_viz.py", title="Feature visualisation", icon="🎨", url_path="features"),
 ]
 
 navigation = st.navigation(PAGES)

@@ -59,3 +59,41 @@ def set_params(**values: object) -> None:
             st.query_params.pop(key, None)
         elif st.query_params.get(key) != str(value):
             st.query_params[key] = str(value)
+
+
+def float_param(name: str, low: float, high: float, default: float | None) -> Param:
+    """A finite number in ``[low, high]`` from ``?name=``; junk or out-of-range gives the default and a message."""
+    raw = st.query_params.get(name)
+    if raw is None or raw == "":
+        return Param(default)
+    try:
+        value = float(raw.strip()) if len(raw) <= 32 else None
+    except ValueError:
+        value = None
+    if value is None or value != value or value in (float("inf"), float("-inf")):
+        return Param(default, f"`{name}` must be a number; got {_shown(raw)}. Showing the default instead.")
+    if not low <= value <= high:
+        return Param(default, f"`{name}`={value:g} is out of range ({low:g}–{high:g}). Showing the default instead.")
+    return Param(value)
+
+
+def text_param(name: str, default: str, max_chars: int = 500) -> Param:
+    """Raw text from ``?name=`` for the core to parse; overlong text gives the default and a message."""
+    raw = st.query_params.get(name)
+    if raw is None:
+        return Param(default)
+    if len(raw) > max_chars:
+        return Param(default, f"`{name}` is longer than {max_chars} characters. Showing the default instead.")
+    return Param(raw)
+
+
+def url_bound(key: str, name: str, param: Param, to_url=str):
+    """Give widget ``key`` the URL's value and return the ``on_change`` that writes it back as ``?name=``.
+
+    The URL is the source of truth: a deep link sets the widget, and every
+    change the user makes goes into the URL, so the view can be shared.
+    """
+    if param.problem:
+        st.warning(param.problem)
+    st.session_state[key] = param.value
+    return lambda: set_params(**{name: to_url(st.session_state[key])})

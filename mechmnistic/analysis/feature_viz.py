@@ -63,14 +63,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..cache import cached
+from ..cache import cached, is_cached
 from ..data import Split, load_mnist
 from ..errors import MechMNISTicError
 from ..hooks import eval_mode, forward_to
 from ..labels import template_image
 from ..models.architectures import MNISTNet
 from .activations import is_conv
-from .geometry import ActivationSpace, Direction
+from .geometry import ActivationSpace, Direction, Progress
 
 _INIT = re.compile(r"^(zeros|noise|(train|test):\d+)$")
 
@@ -248,8 +248,10 @@ def _objective(model: MNISTNet, hook: str, weights: torch.Tensor, images: torch.
     return (forward_to(model, images, hook).flatten(1) * weights).sum(1)
 
 
-def optimize_inputs(model: MNISTNet, objectives: Objectives, config: FeatureVizConfig) -> FeatureVisualization:
-    """Maximise every objective at once (module docstring); uncached. Returns ``FeatureVisualization``."""
+def optimize_inputs(
+    model: MNISTNet, objectives: Objectives, config: FeatureVizConfig, progress: Progress = None
+) -> FeatureVisualization:
+    """Maximise every objective at once (module docstring); uncached. ``progress(fraction)`` is told how far it is."""
     noise, shifts = _streams(config, objectives.keys)
     dtype = next(model.parameters()).dtype  # optimise in the model's own precision
     x = _start(config, len(objectives), noise).to(dtype).requires_grad_(True)
@@ -270,6 +272,8 @@ def optimize_inputs(model: MNISTNet, objectives: Objectives, config: FeatureVizC
             (x.grad,) = torch.autograd.grad(loss, x)
             optimizer.step()
             history[step] = values.detach()
+            if progress and (step + 1) % 10 == 0:
+                progress((step + 1) / config.steps)
             with torch.no_grad():
                 if kernel is not None:
                     x.copy_(_blur(x, kernel))
@@ -282,17 +286,20 @@ def optimize_inputs(model: MNISTNet, objectives: Objectives, config: FeatureVizC
 
 
 def visualize(
-    model: MNISTNet, objectives: Objectives, config: FeatureVizConfig | None = None, cache: bool = True
+    model: MNISTNet,
+    objectives: Objectives,
+    config: FeatureVizConfig | None = None,
+    cache: bool = True,
+    progress: Progress = None,
 ) -> FeatureVisualization:
     """``optimize_inputs``, cached on disk by the objectives' weights and keys and the config."""
     config = config or FeatureVizConfig()
     if not cache:
-        return optimize_inputs(model, objectives, config)
-    digest = hashlib.sha256(objectives.weights.numpy().tobytes() + np.asarray(objectives.keys).tobytes())
-    params = {"hook": objectives.hook, "objectives": digest.hexdigest()[:24], **config.to_dict()}
+        return optimize_inputs(model, objectives, config, progress)
+    params = _cache_params(objectives, config)
 
     def compute() -> dict[str, np.ndarray]:
-        result = optimize_inputs(model, objectives, config)
+        result = optimize_inputs(model, objectives, config, progress)
         return {"images": result.images, "initial": result.initial, "final": result.final,
                 "history": result.history}
 
@@ -301,8 +308,22 @@ def visualize(
                                 objectives.names, objectives.units, config)
 
 
+def _cache_params(objectives: Objectives, config: FeatureVizConfig) -> dict:
+    digest = hashlib.sha256(objectives.weights.numpy().tobytes() + np.asarray(objectives.keys).tobytes())
+    return {"hook": objectives.hook, "objectives": digest.hexdigest()[:24], **config.to_dict()}
+
+
+def is_visualized(model: MNISTNet, objectives: Objectives, config: FeatureVizConfig) -> bool:
+    """Whether ``visualize`` will read these results from disk (so a page can skip its progress bar)."""
+    return is_cached(model, "feature_viz", _cache_params(objectives, config))
+
+
 def visualize_units(
-    model: MNISTNet, layer: str, units: Sequence[int] | None = None, config: FeatureVizConfig | None = None
+    model: MNISTNet,
+    layer: str,
+    units: Sequence[int] | None = None,
+    config: FeatureVizConfig | None = None,
+    progress: Progress = None,
 ) -> FeatureVisualization:
     """Units of ``layer`` (default all), always optimised as the whole layer's batch (cached).
 
@@ -313,9 +334,9 @@ def visualize_units(
     """
     every = unit_objectives(model, layer)
     if units is None:
-        return visualize(model, every, config)
+        return visualize(model, every, config, progress=progress)
     unit_objectives(model, layer, units)  # validates them
-    return visualize(model, every, config).subset([int(u) for u in units])
+    return visualize(model, every, config, progress=progress).subset([int(u) for u in units])
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from ..cache import cached
+from ..cache import cached, is_cached
 from ..data import Split, load_mnist
 from ..errors import MechMNISTicError
 from ..hooks import eval_mode, forward_to, hooks, to_pixels
@@ -291,6 +291,25 @@ class LayerPCA:
         return f"PC{component + 1} ({100 * self.pca.explained_variance_ratio_[component]:.1f}%)"
 
 
+def _pca_params(layer: str, split: Split, k: int) -> dict:
+    return {"layer": layer, "split": split, "n_components": k}
+
+
+def _components(space: ActivationSpace, n_components: int | None) -> int:
+    k = space.dim if n_components is None else int(n_components)
+    if k < 1:
+        raise GeometryError(f"n_components must be at least 1, got {n_components}")
+    return min(k, space.dim)
+
+
+def layer_pca_is_cached(
+    model: MNISTNet, layer: str, n_components: int | None = DEFAULT_COMPONENTS, split: Split = "train"
+) -> bool:
+    """Whether ``layer_pca`` will read from disk (so a page can warn that the first time takes a while)."""
+    space = activation_space(model, layer)
+    return is_cached(model, "layer_pca", _pca_params(layer, split, _components(space, n_components)))
+
+
 def layer_pca(
     model: MNISTNet,
     layer: str,
@@ -304,10 +323,7 @@ def layer_pca(
     has two); ``None`` keeps all.
     """
     space = activation_space(model, layer)
-    k = space.dim if n_components is None else int(n_components)
-    if k < 1:
-        raise GeometryError(f"n_components must be at least 1, got {n_components}")
-    k = min(k, space.dim)
+    k = _components(space, n_components)
 
     def compute() -> dict[str, np.ndarray]:
         fit_progress = (lambda f: progress(0.7 * f)) if progress and space.kind == "conv" else None
@@ -316,7 +332,7 @@ def layer_pca(
         scores = np.concatenate([pca.transform(b) for b in iter_space(model, space, split, score_progress)])
         return {**pca.state(), "scores": scores.astype(np.float32)}
 
-    arrays = cached(model, "layer_pca", {"layer": layer, "split": split, "n_components": k}, compute)
+    arrays = cached(model, "layer_pca", _pca_params(layer, split, k), compute)
     return LayerPCA(space, ActivationPCA.from_state(arrays), arrays["scores"], split)
 
 

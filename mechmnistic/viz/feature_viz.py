@@ -60,13 +60,14 @@ def feature_grid(
     nearest_indices: np.ndarray | None = None,
     nearest_similarity: np.ndarray | None = None,
     columns: int = 6,
-    pixel_px: float = 2.5,
+    width_px: int = 900,
 ) -> go.Figure:
     """Results ``images`` ``[K, 28, 28]`` in a grid, each followed by its nearest training images.
 
     ``nearest_images``: ``[K, k, 28, 28]`` with their training ``nearest_indices``
     and ``nearest_similarity`` ``[K, k]``. ``columns``: groups per row.
-    ``pixel_px``: screen pixels per image pixel at the figure's natural size.
+    ``width_px``: the figure's width; its height follows, so tiles stay square
+    (show it at that size, e.g. ``st.plotly_chart(..., width="content")``).
     """
     images = np.asarray(images, float)
     count = len(images)
@@ -98,6 +99,7 @@ def feature_grid(
                 index, similarity = int(nearest_indices[i, j - 1]), float(nearest_similarity[i, j - 1])
                 hover.append(f"nearest to {names[i]}: training image #{index}<br>cosine similarity {similarity:.3f}")
                 custom.append((1, index))
+    pixel_px = width_px / width
     fig = go.Figure(go.Image(source=_png_uri(mosaic), x0=0, y0=0, dx=1, dy=1, zsmooth=False, hoverinfo="skip"))
     centres = np.array(centres, float).reshape(-1, 2)
     fig.add_trace(go.Scatter(
@@ -107,5 +109,6 @@ def feature_grid(
     ))
     fig.update_xaxes(visible=False, range=[-0.5, width - 0.5], constrain="domain")
     fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], scaleanchor="x", constrain="domain")
-    fig.update_layout(height=int(height * pixel_px) + 20, margin=dict(l=0, r=0, t=10, b=10), dragmode=False)
+    fig.update_layout(width=width_px, height=int(height * pixel_px) + 20, margin=dict(l=0, r=0, t=10, b=10),
+                      dragmode=False)
     return fig
