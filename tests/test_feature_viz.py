@@ -23,6 +23,9 @@ def test_every_objective_rises(bundled):
     assert np.all(result.final > result.initial)
     assert result.clamped and result.images.min() >= 0 and result.images.max() <= 1
     assert result.names[0] == "fc1 unit 3" and result.units == tuple(UNITS)
+    # fc1 is folded into the objective (it is not run at each step); the values are still fc1's own.
+    _, cache = run_with_cache(model, result.images, names=["fc1.pre"])
+    np.testing.assert_allclose(result.final, cache["fc1.pre"].numpy()[np.arange(5), UNITS], rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize(

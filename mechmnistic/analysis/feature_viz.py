@@ -52,11 +52,12 @@ regardless of ink intensity; a blank result is similar to nothing (0).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -244,8 +245,53 @@ def _shifted(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
     return images[batch, rows[:, :, None], cols[:, None, :]]
 
 
-def _objective(model: MNISTNet, hook: str, weights: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
-    return (forward_to(model, images, hook).flatten(1) * weights).sum(1)
+@contextlib.contextmanager
+def _native_convolutions() -> Iterator[None]:
+    """Use PyTorch's own CPU convolution kernels instead of oneDNN's for the block.
+
+    oneDNN reorders every tensor into blocked layouts, which for convolutions
+    with a handful of channels (as MNIST models have) costs more than the
+    arithmetic: the native kernels make each optimisation step about 1.7x
+    faster here. The switch is process-wide; work in other threads meanwhile
+    also gets the native kernels, which give the same values up to rounding.
+    """
+    previous = torch.backends.mkldnn.enabled
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = previous
+
+
+@dataclass(frozen=True)
+class _Linear:
+    """``f_k(x) = weights[k] · flatten(hook(x)) + offset[k]``, the objectives as computed."""
+
+    hook: str
+    weights: torch.Tensor
+    offset: torch.Tensor
+
+    def __call__(self, model: MNISTNet, images: torch.Tensor) -> torch.Tensor:
+        return (forward_to(model, images, self.hook).flatten(1) * self.weights).sum(1) + self.offset
+
+
+def _folded(model: MNISTNet, objectives: Objectives, dtype: torch.dtype) -> _Linear:
+    """The objectives, with a fully connected layer they read folded into them.
+
+    An objective on ``L.pre`` of a Linear layer ``L`` is ``w · (W h + b) =
+    (w W) · h + w · b``, where ``h`` is ``L``'s input, the hook just before it:
+    the same function, without running ``L`` forwards and backwards at every
+    step (for fc1 of the challenge network, a third of the arithmetic).
+    """
+    weights = objectives.weights.to(dtype)
+    offset = torch.zeros(len(objectives), dtype=dtype)
+    layer_name, _, stage = objectives.hook.rpartition(".")
+    if stage == "pre" and isinstance(layer := model.layer(layer_name), torch.nn.Linear):
+        names = model.hook_names
+        source = names[names.index(objectives.hook) - 1]
+        weight, bias = layer.weight.detach().to(dtype), layer.bias.detach().to(dtype)
+        return _Linear(source, weights @ weight, weights @ bias)
+    return _Linear(objectives.hook, weights, offset)
 
 
 def optimize_inputs(
@@ -255,17 +301,17 @@ def optimize_inputs(
     noise, shifts = _streams(config, objectives.keys)
     dtype = next(model.parameters()).dtype  # optimise in the model's own precision
     x = _start(config, len(objectives), noise).to(dtype).requires_grad_(True)
-    weights, hook = objectives.weights.to(dtype), objectives.hook
+    objective = _folded(model, objectives, dtype)
     optimizer = torch.optim.Adam([x], lr=config.lr)
     kernel = _gaussian_kernel(config.blur).to(dtype) if config.blur > 0 else None
     shift_steps = torch.from_numpy(shifts).permute(1, 0, 2) if shifts is not None else None  # [steps, K, 2]
     history = torch.empty(config.steps, len(objectives), dtype=dtype)
-    with eval_mode(model), torch.enable_grad():
+    with eval_mode(model), torch.enable_grad(), _native_convolutions():
         with torch.no_grad():
-            initial = _objective(model, hook, weights, x)
+            initial = objective(model, x)
         for step in range(config.steps):
             seen = _shifted(x, shift_steps[step]) if shift_steps is not None else x
-            values = _objective(model, hook, weights, seen)
+            values = objective(model, seen)
             loss = -values.sum()
             if config.l2:
                 loss = loss + config.l2 * (x * x).sum()
@@ -280,7 +326,7 @@ def optimize_inputs(
                 if config.clamp:
                     x.clamp_(0.0, 1.0)
         with torch.no_grad():
-            final = _objective(model, hook, weights, x)
+            final = objective(model, x)
     return FeatureVisualization(x.detach().float().numpy().copy(), initial.float().numpy(), final.float().numpy(),
                                 history.float().numpy(), objectives.names, objectives.units, config)
 
