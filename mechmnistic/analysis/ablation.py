@@ -24,7 +24,7 @@ accuracy, over everything or broken down by class or by hypothesis region.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +38,7 @@ from ..hooks import run_with_cache, to_pixels
 from ..labels import apply_label_function
 from ..models.architectures import MNISTNet
 from .activations import is_conv, layer_activations
-from .patching import run_patched, unit_activations
+from .patching import logits_from_activations, replace_units, run_replacing_units, unit_activations
 from .units import Groups, UnitSpec, compress_indices, resolve_units
 
 ABLATION_METHODS = ("zero", "mean", "min", "resample")
@@ -159,16 +159,37 @@ def unit_statistics(model: MNISTNet, layer: str, reference: Split | np.ndarray =
     return compute()
 
 
-def _default_evaluation(model: MNISTNet, images: np.ndarray | None, labels: np.ndarray | None):
-    if images is None:
-        return load_mnist("test").images, model_labels(model, "test") if labels is None else labels
-    return images, labels
+Images = np.ndarray | Split
+#: ``donor(start, stop)`` -> the chosen units' new activations for evaluated images ``start:stop``
+#: (``[stop - start, K, ...]``, or ``[K, ...]`` for the same values on every image).
+Donor = Callable[[int, int], torch.Tensor]
 
 
-def _replace_units(activation: torch.Tensor, units: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    patched = activation.clone()
-    patched[:, units] = values.to(activation.dtype)
-    return patched
+def _evaluation(model: MNISTNet, images: Images, labels: np.ndarray | None):
+    """``(images, labels, split)``; a split name brings the model's own labels for it."""
+    if isinstance(images, str):
+        data = load_mnist(images)
+        return data.images, model_labels(model, images) if labels is None else labels, images
+    return images, labels, None
+
+
+def _intervene(
+    model: MNISTNet, layer: str, chosen: torch.Tensor, donor: Donor, images: Images, labels: np.ndarray | None,
+    description: str, batch_size: int,
+) -> InterventionResult:
+    images, labels, split = _evaluation(model, images, labels)
+    if split is not None and not is_conv(model, layer):
+        # A whole split through a fully connected layer: its activations and logits are
+        # cached, so only the later layers run (the same numbers as the hooks path; tested).
+        values = torch.from_numpy(layer_activations(model, layer, split).values)
+        clean = layer_activations(model, model.layer_names[-1], split).values
+        patched = logits_from_activations(model, layer, replace_units(values, chosen, donor(0, len(values))))
+    else:
+        clean = run_with_cache(model, images, names=[], batch_size=batch_size)[0].numpy()
+        patched = run_replacing_units(model, images, layer, lambda start, stop: [(chosen, donor(start, stop))],
+                                      batch_size)
+    return InterventionResult(description, np.asarray(clean), patched.numpy(),
+                              None if labels is None else np.asarray(labels))
 
 
 def ablate(
@@ -176,7 +197,7 @@ def ablate(
     layer: str,
     units: UnitSpec,
     method: str = "zero",
-    images: np.ndarray | None = None,
+    images: Images = "test",
     labels: np.ndarray | None = None,
     groups: Groups | None = None,
     reference: Split | np.ndarray = "train",
@@ -185,45 +206,38 @@ def ablate(
 ) -> InterventionResult:
     """Ablate ``units`` of ``layer`` (a unit spec: indices, ranges, group names) with ``method``.
 
-    Evaluated on ``images`` (uint8 ``[N, 28, 28]``; default the test set, with
-    the model's own test labels). ``groups`` adds named groups to the layer's
-    standard ones (``all``, ``dead``, ``alive``). Mean, minimum and resampled
-    activations come from ``reference``: a split (default the training set) or
-    images (uint8 ``[M, 28, 28]``).
+    Evaluated on ``images``: a split name (default the test set, with the
+    model's own labels) or uint8 ``[N, 28, 28]`` images with optional
+    ``labels``. ``groups`` adds named groups to the layer's standard ones
+    (``all``, ``dead``, ``alive``). Mean, minimum and resampled activations come
+    from ``reference``: a split (default the training set) or images.
     """
     if method not in ABLATION_METHODS:
         raise AblationError(f"unknown ablation {method!r}; choose one of {', '.join(ABLATION_METHODS)}")
     chosen = torch.as_tensor(resolve_units(model, layer, units, groups))
-    images, labels = _default_evaluation(model, images, labels)
-    clean = run_with_cache(model, images, names=[], batch_size=batch_size)[0]
-    if method in ("zero", "mean", "min"):
-        if method == "zero":
-            constant = None
-        else:
-            constant = torch.as_tensor(unit_statistics(model, layer, reference)[method])[chosen]
+    if method == "zero":
+        def donor(start: int, stop: int) -> torch.Tensor:
+            return torch.zeros(())
+    elif method in ("mean", "min"):
+        constant = torch.as_tensor(unit_statistics(model, layer, reference)[method])[chosen]
 
-        def patch(start: int, stop: int, activation: torch.Tensor) -> torch.Tensor:
-            values = torch.zeros_like(activation[:, chosen]) if constant is None else constant.expand_as(
-                activation[:, chosen])
-            return _replace_units(activation, chosen, values)
+        def donor(start: int, stop: int) -> torch.Tensor:
+            return constant
     else:
         pool = load_mnist(reference).images if isinstance(reference, str) else np.asarray(reference)
-        sources = np.random.default_rng(seed).integers(0, len(pool), len(to_pixels(images)))
-        # A split's fully connected activations are cached; anything else is recomputed per batch.
+        count = len(load_mnist(images).images) if isinstance(images, str) else len(to_pixels(images))
+        sources = np.random.default_rng(seed).integers(0, len(pool), count)
+        # A split's fully connected activations are cached; anything else is computed per batch.
         use_cache = isinstance(reference, str) and not is_conv(model, layer)
-        cached_values = layer_activations(model, layer, reference).values if use_cache else None
+        reference_values = layer_activations(model, layer, reference).values if use_cache else None
 
-        def patch(start: int, stop: int, activation: torch.Tensor) -> torch.Tensor:
-            donors = sources[start:stop]
-            if cached_values is not None:
-                donor = torch.from_numpy(cached_values[donors][:, chosen.numpy()])
-            else:
-                donor = unit_activations(model, layer, pool[donors])[:, chosen]
-            return _replace_units(activation, chosen, donor)
+        def donor(start: int, stop: int) -> torch.Tensor:
+            if reference_values is not None:
+                return torch.from_numpy(reference_values[np.ix_(sources[start:stop], chosen.numpy())])
+            return unit_activations(model, layer, pool[sources[start:stop]])[:, chosen]
 
-    patched = run_patched(model, images, layer, patch, batch_size)
     text = f"{method}-ablate {layer} units {_short(chosen)}" + (f" (seed {seed})" if method == "resample" else "")
-    return InterventionResult(text, clean.numpy(), patched.numpy(), None if labels is None else np.asarray(labels))
+    return _intervene(model, layer, chosen, donor, images, labels, text, batch_size)
 
 
 def patch_activations(
@@ -231,7 +245,7 @@ def patch_activations(
     layer: str,
     units: UnitSpec,
     source_images: np.ndarray,
-    images: np.ndarray | None = None,
+    images: Images = "test",
     labels: np.ndarray | None = None,
     groups: Groups | None = None,
     batch_size: int = 2048,
@@ -240,25 +254,20 @@ def patch_activations(
 
     ``source_images``: one image (uint8 ``[28, 28]`` or ``[1, 28, 28]``, e.g. a
     drawn digit), used for every evaluated image, or one per evaluated image
-    (``[N, 28, 28]``). ``images`` default to the test set.
+    (``[N, 28, 28]``). ``images``: a split name (default the test set) or images.
     """
     chosen = torch.as_tensor(resolve_units(model, layer, units, groups))
-    images, labels = _default_evaluation(model, images, labels)
-    targets = to_pixels(images)
     sources = to_pixels(source_images)
-    if len(sources) not in (1, len(targets)):
-        raise AblationError(f"give one source image or one per image ({len(targets)}), got {len(sources)}")
-    single = unit_activations(model, layer, sources)[:, chosen] if len(sources) == 1 else None
+    count = len(load_mnist(images).images) if isinstance(images, str) else len(to_pixels(images))
+    if len(sources) not in (1, count):
+        raise AblationError(f"give one source image or one per image ({count}), got {len(sources)}")
+    single = unit_activations(model, layer, sources)[0, chosen] if len(sources) == 1 else None
 
-    def patch(start: int, stop: int, activation: torch.Tensor) -> torch.Tensor:
-        donor = single.expand_as(activation[:, chosen]) if single is not None else unit_activations(
-            model, layer, sources[start:stop])[:, chosen]
-        return _replace_units(activation, chosen, donor)
+    def donor(start: int, stop: int) -> torch.Tensor:
+        return single if single is not None else unit_activations(model, layer, sources[start:stop])[:, chosen]
 
-    clean = run_with_cache(model, targets, names=[], batch_size=batch_size)[0]
-    patched = run_patched(model, targets, layer, patch, batch_size)
     text = f"patch {layer} units {_short(chosen)} from {'one source image' if single is not None else 'source images'}"
-    return InterventionResult(text, clean.numpy(), patched.numpy(), None if labels is None else np.asarray(labels))
+    return _intervene(model, layer, chosen, donor, images, labels, text, batch_size)
 
 
 def _short(units: torch.Tensor) -> str:

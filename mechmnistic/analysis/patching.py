@@ -9,8 +9,9 @@ whole map (``[N, C, H, W]``).
 
 Two ways to get the logits after a replacement, which agree exactly (tested):
 
-* ``run_patched``: the full forward pass with a replacement hook
-  (``mechmnistic.hooks.hooks``, removed on exit, always); works for every layer;
+* ``run_patched`` / ``run_replacing_units``: the full forward pass with a
+  replacement hook (``mechmnistic.hooks.hooks``, removed on exit, always);
+  works for every layer;
 * ``logits_from_activations``: only the layers after a fully connected layer,
   starting from its activations (``[N, U]``), through the model's own hook
   points. Much faster when the activations are cached already (causal
@@ -19,7 +20,7 @@ Two ways to get the logits after a replacement, which agree exactly (tested):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -63,7 +64,11 @@ def unit_activations(model: MNISTNet, layer: str, images: np.ndarray | torch.Ten
 def run_patched(
     model: MNISTNet, images: np.ndarray | torch.Tensor, layer: str, patch: Patch, batch_size: int = 2048
 ) -> torch.Tensor:
-    """Logits ``[N, n_classes]`` with ``layer``'s activation replaced by ``patch`` batch by batch."""
+    """Logits ``[N, n_classes]`` with ``layer``'s activation replaced by ``patch`` batch by batch.
+
+    ``patch`` runs inside the hook, so it must not run the model (that would
+    re-enter the hook); use ``run_replacing_units`` for donors computed by the model.
+    """
     hook = activation_hook(model, check_layer(model, layer))
     pixels = to_pixels(images)
     window = [0, 0]
@@ -82,6 +87,41 @@ def run_patched(
                 outputs.append(model(batch))
     finally:
         model.train(was_training)
+    return torch.cat(outputs) if outputs else torch.empty(0, model.n_classes)
+
+
+def replace_units(activation: torch.Tensor, units: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    """A copy of ``activation`` (``[B, U, ...]``) whose ``units`` hold ``values`` (broadcast to ``[B, K, ...]``)."""
+    patched = activation.clone()
+    patched[:, units] = values.to(activation.dtype).expand_as(patched[:, units])
+    return patched
+
+
+#: ``replacements(start, stop)`` -> ``[(units, values), ...]`` for inputs ``start:stop``.
+Replacements = Callable[[int, int], Sequence[tuple[torch.Tensor, torch.Tensor]]]
+
+
+def run_replacing_units(
+    model: MNISTNet, images: np.ndarray | torch.Tensor, layer: str, replacements: Replacements,
+    batch_size: int = 2048,
+) -> torch.Tensor:
+    """Logits ``[N, n_classes]`` with groups of units taking the values ``replacements`` gives per batch.
+
+    ``replacements`` is called before each batch's forward pass, outside any
+    hook, so it may run the model itself (e.g. on source images).
+    """
+    pixels = to_pixels(images)
+    outputs = []
+    for start in range(0, len(pixels), batch_size):
+        stop = min(start + batch_size, len(pixels))
+        pairs = replacements(start, stop)
+
+        def patch(_start: int, _stop: int, activation: torch.Tensor, pairs=pairs) -> torch.Tensor:
+            for units, values in pairs:
+                activation = replace_units(activation, units, values)
+            return activation
+
+        outputs.append(run_patched(model, pixels[start:stop], layer, patch, batch_size))
     return torch.cat(outputs) if outputs else torch.empty(0, model.n_classes)
 
 

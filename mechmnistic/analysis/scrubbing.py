@@ -39,7 +39,7 @@ from ..errors import MechMNISTicError
 from ..models.architectures import MNISTNet
 from .activations import is_conv, layer_activations
 from .hypothesis import Hypothesis, Rule, derive_unit_groups, model_predictions
-from .patching import logits_from_activations, n_units, run_patched, unit_activations
+from .patching import logits_from_activations, n_units, run_replacing_units, unit_activations
 from .units import check_disjoint, compress_indices
 
 DEFAULT_TOLERANCES = (1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
@@ -164,14 +164,11 @@ def scrubbed_logits(
     if images is None:
         raise ScrubError("scrubbing needs the images or the layer's activations")
 
-    def patch(start: int, stop: int, activation: torch.Tensor) -> torch.Tensor:
-        patched = activation.clone()
-        for units, sources in plan:
-            index = torch.as_tensor(units)
-            patched[:, index] = unit_activations(model, layer, images[sources[start:stop]])[:, index]
-        return patched
+    def replacements(start: int, stop: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [(torch.as_tensor(units), unit_activations(model, layer, images[sources[start:stop]])[:, units])
+                for units, sources in plan]
 
-    return run_patched(model, images, layer, patch, batch_size)
+    return run_replacing_units(model, images, layer, replacements, batch_size)
 
 
 @dataclass(frozen=True, eq=False)
