@@ -142,8 +142,10 @@ def test_unit_groups_golden():
     assert everywhere["inside"].tolist() == [3]
     with pytest.raises(HypothesisError, match="unknown region 'middle'"):
         derive_unit_groups(values, regions, rule, detector_regions=("middle",))
-    with pytest.raises(HypothesisError, match="no training image falls in detector region"):
+    with pytest.raises(HypothesisError, match="no training image falls in the detector region"):
         derive_unit_groups(values, BandRule(-5.0, 5.0).regions(scores), rule)
+    one_sided = derive_unit_groups(values, BandRule(-5.0, 1.0).regions(scores), rule)
+    assert one_sided["below"].tolist() == [] and one_sided["above"].tolist() == [0, 1, 3]
 
 
 def test_score_histogram_counts_every_image_once_per_predicted_class():

@@ -104,7 +104,7 @@ class _Rule:
 
 
 def _label_text(label: Label) -> str:
-    return "any other class" if label is None else str(label)
+    return "any other class" if label is None else f"class {label}"
 
 
 @dataclass(frozen=True)
@@ -140,8 +140,8 @@ class BandRule(_Rule):
         return (self.low, self.high)
 
     def describe(self) -> str:
-        return (f"class {_label_text(self.inside_label)} when {self.low:.4g} < s < {self.high:.4g}, "
-                f"else class {_label_text(self.outside_label)}")
+        return (f"{_label_text(self.inside_label)} when {self.low:.4g} < s < {self.high:.4g}, "
+                f"else {_label_text(self.outside_label)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "low": self.low, "high": self.high,
@@ -175,8 +175,8 @@ class ThresholdRule(_Rule):
         return (self.threshold,)
 
     def describe(self) -> str:
-        return (f"class {_label_text(self.below_label)} when s <= {self.threshold:.4g}, "
-                f"else class {_label_text(self.above_label)}")
+        return (f"{_label_text(self.below_label)} when s <= {self.threshold:.4g}, "
+                f"else {_label_text(self.above_label)}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "threshold": self.threshold,
@@ -295,6 +295,18 @@ class ThresholdFit:
         self.rule_ = ThresholdRule(self.threshold_, self.below_label, self.above_label)
         self.agreement_ = float(self.rule_.agrees(scores, labels).mean())
         return self
+
+
+def fit_rule(kind: str, scores: np.ndarray, labels: np.ndarray, rule_labels: tuple[Label, Label] = (0, 1)) -> Rule:
+    """A ``"band"`` or ``"threshold"`` rule fitted to ``labels``.
+
+    ``rule_labels``: (inside, outside) for a band, (below, above) for a threshold.
+    """
+    if kind == "band":
+        return BandFit(*rule_labels).fit(scores, labels).rule_
+    if kind == "threshold":
+        return ThresholdFit(*rule_labels).fit(scores, labels).rule_
+    raise HypothesisError(f"unknown rule kind {kind!r}; choose 'band' or 'threshold'")
 
 
 # -- a hypothesis and what it says about a dataset ---------------------------------------
@@ -436,7 +448,8 @@ def derive_unit_groups(
 
     ``dead``: never fires (activation <= 0 everywhere). Every other unit goes to
     the detector region (default ``rule.default_detector_regions``) where its
-    mean activation is highest. Returns ``{"dead": idx, region: idx, ...}``,
+    mean activation is highest (a region without training images gets no
+    units). Returns ``{"dead": idx, region: idx, ...}``,
     int64 index arrays that partition the layer's units.
     """
     detectors = tuple(detector_regions or rule.default_detector_regions)
@@ -444,9 +457,8 @@ def derive_unit_groups(
         raise HypothesisError("at least one detector region is needed")
     indices = [rule.region_index(name) for name in detectors]
     means = region_means(values, regions, len(rule.region_names))[indices]  # [D, U]
-    if np.isnan(means).all(axis=1).any():
-        empty = [name for name, row in zip(detectors, means, strict=True) if np.isnan(row).all()]
-        raise HypothesisError(f"no training image falls in detector region(s) {', '.join(empty)}: "
+    if np.isnan(means).all():  # an empty region gets no units; all empty leaves nowhere to put them
+        raise HypothesisError(f"no training image falls in the detector region(s) {', '.join(detectors)}: "
                               "move the thresholds or choose other regions")
     dead = dead_units(values)
     best = np.argmax(np.nan_to_num(means, nan=-np.inf), axis=0)

@@ -201,7 +201,8 @@ class ScrubResult:
         }
 
 
-def _check_tolerances(tolerances: Sequence[float]) -> np.ndarray:
+def check_tolerances(tolerances: Sequence[float]) -> np.ndarray:
+    """The tolerances as float64 ``[T]``; each must be a fraction of the score range in [0, 1]."""
     values = np.asarray(list(tolerances), dtype=np.float64)
     if values.size == 0:
         raise ScrubError("give at least one tolerance")
@@ -221,7 +222,7 @@ def scrub_images(
     Pass ``values`` (the layer's activations ``[N, U]``, fully connected
     layers) for the fast path, or ``images`` (uint8 ``[N, 28, 28]``).
     """
-    sweep = _check_tolerances(tolerances)
+    sweep = check_tolerances(tolerances)
     groups = check_groups(groups, rule, n_units(model, layer))
     sampler = ScoreSampler(scores, rule.regions(scores))
     predictions = np.asarray(predictions)
