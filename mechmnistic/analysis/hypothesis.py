@@ -392,13 +392,31 @@ class HypothesisCheck:
         return result
 
 
-def check_hypothesis(model: MNISTNet, hypothesis: Hypothesis, split: Split) -> HypothesisCheck:
-    """Score every image of ``split`` and compare the rule's labels with the model's predictions."""
-    scores = hypothesis.scores(load_mnist(split).images)
-    predictions = model_predictions(model, split)
-    rule = hypothesis.rule
+def compare(rule: Rule, scores: np.ndarray, predictions: np.ndarray, split: str = "images") -> HypothesisCheck:
+    """A ``HypothesisCheck`` from scores and predictions already at hand."""
+    scores, predictions = np.asarray(scores, dtype=np.float64), np.asarray(predictions)
     return HypothesisCheck(split, scores, predictions, rule.regions(scores), rule.agrees(scores, predictions),
                            rule.region_names)
+
+
+def check_hypothesis(model: MNISTNet, hypothesis: Hypothesis, split: Split) -> HypothesisCheck:
+    """Score every image of ``split`` and compare the rule's labels with the model's predictions."""
+    return compare(hypothesis.rule, hypothesis.scores(load_mnist(split).images), model_predictions(model, split),
+                   split)
+
+
+def hypothesis_report(
+    model_name: str, layer: str, hypothesis: Hypothesis, checks: Sequence[HypothesisCheck], fitted: bool,
+    groups: dict[str, np.ndarray] | None,
+) -> dict[str, Any]:
+    """The numbers of a hypothesis as one JSON-ready dict (what ``mechmnistic hypothesis --json`` prints)."""
+    report: dict[str, Any] = {"model": model_name, "layer": layer, **hypothesis.to_dict()}
+    report["rule"]["fitted"] = fitted
+    report["agreement"] = {check.split: check.agreement for check in checks}
+    report["region_counts"] = {check.split: check.region_counts() for check in checks}
+    report["region_agreement"] = {check.split: check.region_agreement() for check in checks}
+    report["groups"] = None if groups is None else {name: idx.tolist() for name, idx in groups.items()}
+    return report
 
 
 @dataclass(frozen=True)

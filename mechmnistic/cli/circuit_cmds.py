@@ -100,7 +100,14 @@ def _header(args: argparse.Namespace, hypothesis) -> dict[str, Any]:
 
 
 def hypothesis_cmd(args: argparse.Namespace) -> int:
-    from ..analysis.hypothesis import Hypothesis, check_hypothesis, fit_rule, image_scores, model_predictions
+    from ..analysis.hypothesis import (
+        Hypothesis,
+        check_hypothesis,
+        fit_rule,
+        hypothesis_report,
+        image_scores,
+        model_predictions,
+    )
     from ..data import load_mnist
 
     model, template, rule = _setup(args)
@@ -110,16 +117,9 @@ def hypothesis_cmd(args: argparse.Namespace) -> int:
         kind = "band" if args.fit_band else "threshold"
         rule = fit_rule(kind, train_scores, model_predictions(model, "train"), tuple(args.labels))
     hypothesis = Hypothesis(template, rule, args.center)
-    checks = {split: check_hypothesis(model, hypothesis, split) for split in ("train", "test")}
-    groups = _derived_groups(model, args.layer, hypothesis, checks["train"].scores)
-    result = _header(args, hypothesis)
-    result["rule"]["fitted"] = fitted
-    result.update({
-        "agreement": {split: check.agreement for split, check in checks.items()},
-        "region_counts": {split: check.region_counts() for split, check in checks.items()},
-        "region_agreement": {split: check.region_agreement() for split, check in checks.items()},
-        "groups": {name: idx.tolist() for name, idx in groups.items()},
-    })
+    checks = [check_hypothesis(model, hypothesis, split) for split in ("train", "test")]
+    groups = _derived_groups(model, args.layer, hypothesis, checks[0].scores)
+    result = hypothesis_report(args.model, args.layer, hypothesis, checks, fitted, groups)
     emit(args, result, lambda r: _hypothesis_text(r, hypothesis))
     return 0
 
