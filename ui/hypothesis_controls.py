@@ -194,10 +194,12 @@ def scrub_settings() -> ScrubSettings | None:
     seed = bound.integer(columns[1], "Seed", 0, 2**31 - 1, "hyp_seed", "seed", 0)
     split = bound.select(columns[2], "Images", ["train", "test"], "hyp_scrub_split", "scrub_split", "train")
     try:
-        tolerances = check_tolerances([float(t) for t in text.split(",") if t.strip()])
+        values = [float(t) for t in text.split(",") if t.strip()]
     except ValueError:
         st.error(f"Tolerances must be numbers separated by commas; got {text[:60]!r}.")
         return None
+    try:
+        tolerances = check_tolerances(values)
     except MechMNISTicError as exc:
         st.error(str(exc))
         return None
