@@ -6,6 +6,7 @@ from .config import CNNConfig, ConfigError, MLPConfig, ModelConfig, Normalizatio
 from .weights_io import MAX_WEIGHTS_BYTES, WeightsFileError, read_state_dict
 from .zoo import (
     DEFAULT_MODEL,
+    ModelExistsError,
     ModelLoadError,
     ModelNotFoundError,
     list_models,
@@ -20,6 +21,6 @@ from .zoo import (
 __all__ = [
     "CNN", "MLP", "HookPoint", "MNISTNet", "build_model", "ModelCard", "CNNConfig", "ConfigError", "MLPConfig",
     "ModelConfig", "Normalization", "config_from_dict", "config_to_dict", "MAX_WEIGHTS_BYTES", "WeightsFileError",
-    "read_state_dict", "DEFAULT_MODEL", "ModelLoadError", "ModelNotFoundError", "list_models", "load_card",
-    "load_model", "model_dir", "model_from_state_dict", "save_model", "validate_name",
+    "read_state_dict", "DEFAULT_MODEL", "ModelExistsError", "ModelLoadError", "ModelNotFoundError", "list_models",
+    "load_card", "load_model", "model_dir", "model_from_state_dict", "save_model", "validate_name",
 ]
