@@ -37,6 +37,10 @@ class ModelLoadError(MechMNISTicError, RuntimeError):
     """A model exists but its files are unusable; the message says which and why."""
 
 
+class ModelExistsError(MechMNISTicError, FileExistsError):
+    """Saving would replace an existing model and overwriting was not asked for."""
+
+
 def validate_name(name: object) -> str:
     """Return ``name`` if it is a safe model name, else raise ``ModelNotFoundError``."""
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
@@ -148,7 +152,7 @@ def save_model(model: MNISTNet, card: ModelCard, zoo: str | os.PathLike | None =
     """
     folder = model_dir(card.name, zoo)
     if (folder / CARD_FILE).exists() and not overwrite:
-        raise FileExistsError(f"a model named {card.name!r} already exists in the zoo")
+        raise ModelExistsError(f"a model named {card.name!r} already exists in the zoo")
     data = weights_bytes(model)
     card.weights_sha256 = file_sha256(data)
     atomic_write_bytes(folder / WEIGHTS_FILE, data)
