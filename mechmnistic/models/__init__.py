@@ -6,6 +6,7 @@ from .config import CNNConfig, ConfigError, MLPConfig, ModelConfig, Normalizatio
 from .weights_io import MAX_WEIGHTS_BYTES, WeightsFileError, read_state_dict
 from .zoo import (
     DEFAULT_MODEL,
+    ModelExistsError,
     ModelLoadError,
     ModelNotFoundError,
     list_models,
@@ -16,10 +17,12 @@ from .zoo import (
     save_model,
     validate_name,
 )
+from .importer import ImportPlan, MissingAnswerError, UnsupportedModelError, import_model, read_for_import
 
 __all__ = [
     "CNN", "MLP", "HookPoint", "MNISTNet", "build_model", "ModelCard", "CNNConfig", "ConfigError", "MLPConfig",
     "ModelConfig", "Normalization", "config_from_dict", "config_to_dict", "MAX_WEIGHTS_BYTES", "WeightsFileError",
     "read_state_dict", "DEFAULT_MODEL", "ModelLoadError", "ModelNotFoundError", "list_models", "load_card",
-    "load_model", "model_dir", "model_from_state_dict", "save_model", "validate_name",
+    "load_model", "model_dir", "model_from_state_dict", "save_model", "validate_name", "ModelExistsError",
+    "ImportPlan", "MissingAnswerError", "UnsupportedModelError", "import_model", "read_for_import",
 ]
