@@ -99,6 +99,19 @@ def test_upload_shows_the_architecture_asks_and_loads_privately(app_zoo, digit_m
     assert any("imported privately in another browser session" in w.value for w in other.warning)
 
 
+def test_other_pages_analyse_the_private_model_and_it_can_be_removed(app_zoo, digit_mlp_bytes):
+    at = _upload(_session(), "my_mlp.safetensors", digit_mlp_bytes)
+    at.button(key="import_load").click().run()
+    name = at.session_state["active_model"]
+    at.switch_page("app_pages/zoo.py").run()
+    assert not at.exception
+    assert any(f"Card: {name}" in h.value for h in at.subheader)
+    at.switch_page(PAGE).run()
+    at.button(key=f"import_remove_{name}").click().run()
+    assert not at.exception
+    assert at.session_state["active_model"] == "mlp-1x64" and not at.session_state["private_models"]
+
+
 def test_saving_puts_the_private_model_into_the_zoo(app_zoo, digit_mlp_bytes):
     at = _upload(_session(), "my_mlp.safetensors", digit_mlp_bytes)
     at.button(key="import_load").click().run()
