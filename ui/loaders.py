@@ -73,7 +73,8 @@ def zoo_changed() -> None:
 
 
 def _private() -> dict[str, MNISTNet]:
-    return st.session_state.setdefault(PRIVATE_KEY, {})
+    # Read-only here: pages may call load_model from inside their cached functions.
+    return st.session_state.get(PRIVATE_KEY, {})
 
 
 def private_model_names() -> list[str]:
@@ -88,7 +89,7 @@ def add_private_model(model: MNISTNet, label: str) -> str:
     """Hold ``model`` (with its card) privately in this session; returns its name."""
     base = re.sub(r"[^A-Za-z0-9_.-]+", "-", label).strip("-.")[:40] or "imported"
     name = f"{base}{PRIVATE_MARK}{model_fingerprint(model)[:8]}"
-    models = _private()
+    models = st.session_state.setdefault(PRIVATE_KEY, {})
     if name not in models and len(models) >= MAX_PRIVATE_MODELS:
         raise MechMNISTicError(
             f"this session already holds {MAX_PRIVATE_MODELS} private models; remove one (or save it to the zoo) first"

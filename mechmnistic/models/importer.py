@@ -118,22 +118,17 @@ class Question:
 
     key: str
     prompt: str
-    choices: tuple[str, ...]
-    default: str | None = None
 
 
 NORMALIZATION_QUESTION = Question(
     "normalization",
     "How were input images normalised in training? none = pixels in [0, 1]; mnist = (x - 0.1307) / 0.3081; "
     "or MEAN,STD",
-    ("none", "mnist", "MEAN,STD"),
 )
 CLASSES_QUESTION = Question(
     "classes",
     "The last layer has a single output unit. Read it as a binary classifier (class 1 when the output is > 0)? "
     "It is then stored as two logits (0, output), which give the same predictions and sigmoid probabilities.",
-    ("2",),
-    "2",
 )
 
 
@@ -313,16 +308,17 @@ def _chain(layers: list[Layer], start: int) -> list[Layer] | None:
 
     Depth-first in name order, so the name order wins whenever it chains.
     """
-    budget = [_CHAIN_SEARCH_BUDGET]
+    budget = _CHAIN_SEARCH_BUDGET  # bounds the search on pathological files
 
     def search(size: int, remaining: list[Layer]) -> list[Layer] | None:
+        nonlocal budget
         if not remaining:
             return []
         for i, layer in enumerate(remaining):
             if layer.in_size != size:
                 continue
-            budget[0] -= 1
-            if budget[0] < 0:
+            budget -= 1
+            if budget < 0:
                 return None
             rest = search(layer.out_size, remaining[:i] + remaining[i + 1 :])
             if rest is not None:
