@@ -163,6 +163,36 @@ def test_a_pickle_with_code_is_refused_and_never_runs(app_zoo, tmp_path):
     assert "import_load" not in [b.key for b in at.button]
 
 
+BAD_UPLOADS = {
+    "cut.safetensors": "cut.safetensors: not a valid safetensors file",
+    "huge.safetensors": "huge.safetensors: 64.0 MiB is over the 64 MiB limit",
+    "nan.safetensors": "nan.safetensors: fc1.bias contains NaN or infinite values",
+    "wide.safetensors": "wide.safetensors: unsupported architecture: recognised conv1",
+}
+
+
+def _bad_upload(filename: str) -> bytes:
+    from mechmnistic.models.weights_io import MAX_WEIGHTS_BYTES
+
+    state = dict(_seeded(EISVIINet).state_dict())
+    good = _safetensors(state)
+    return {
+        "cut.safetensors": lambda: good[: len(good) // 2],
+        "huge.safetensors": lambda: b"\0" * (MAX_WEIGHTS_BYTES + 1),
+        "nan.safetensors": lambda: _safetensors({**state, "fc1.bias": torch.full((200,), float("nan"))}),
+        "wide.safetensors": lambda: _safetensors({**state, "fc1.weight": torch.zeros(200, 401)}),
+    }[filename]()
+
+
+@pytest.mark.parametrize("filename, message", BAD_UPLOADS.items())
+def test_bad_uploads_get_a_clear_message_and_change_nothing(app_zoo, filename, message):
+    before = snapshot(app_zoo)
+    at = _upload(_session(), filename, _bad_upload(filename))
+    assert not at.exception
+    assert any(message in e.value for e in at.error), [e.value for e in at.error]
+    assert "import_load" not in [b.key for b in at.button] and snapshot(app_zoo) == before
+
+
 def test_a_custom_normalisation_is_applied(app_zoo, digit_mlp_bytes):
     at = _upload(_session(), "my_mlp.safetensors", digit_mlp_bytes)
     at.radio(key="import_normalization").set_value("custom").run()
