@@ -33,12 +33,12 @@ class ModelNotFoundError(MechMNISTicError, LookupError):
     """No model of that name in the zoo (or the name is not a valid model name)."""
 
 
-class ModelExistsError(MechMNISTicError, FileExistsError):
-    """Saving would replace an existing model without being asked to."""
-
-
 class ModelLoadError(MechMNISTicError, RuntimeError):
     """A model exists but its files are unusable; the message says which and why."""
+
+
+class ModelExistsError(MechMNISTicError, FileExistsError):
+    """Saving would replace an existing model and overwriting was not asked for."""
 
 
 def validate_name(name: object) -> str:
