@@ -208,8 +208,10 @@ def patching_section(groups, layer: str, n_units: int) -> None:
     figures[2].markdown(f"Prediction **{single.clean_predictions[0]} → {single.patched_predictions[0]}**")
     whole = data.patching(model_name, layer, chosen, source)
     summary = whole.summary()
+    accuracy = "" if summary.accuracy_before is None else \
+        f"; accuracy {summary.accuracy_before:.1%} → {summary.accuracy_after:.1%}"
     st.markdown(f"With the same source patched into every test image: **{summary.fraction_changed:.1%}** of "
-                f"predictions change; accuracy {summary.accuracy_before:.1%} → {summary.accuracy_after:.1%}.")
+                f"predictions change{accuracy}.")
     table = pd.DataFrame(whole.patched_logits, columns=[f"logit {c}" for c in classes])
     csv_button("Download the patched logits of every test image (CSV)", table.rename_axis("test_index").reset_index(),
                f"{model_name}-{layer}-patched.csv", key="abl_download_patch")

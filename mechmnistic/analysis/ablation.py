@@ -35,7 +35,7 @@ from ..cache import cached
 from ..data import Split, load_mnist
 from ..errors import MechMNISTicError
 from ..hooks import run_with_cache, to_pixels
-from ..labels import apply_label_function
+from ..labels import UnknownLabelsError, apply_label_function
 from ..models.architectures import MNISTNet
 from .activations import is_conv, layer_activations
 from .patching import logits_from_activations, replace_units, run_replacing_units, unit_activations
@@ -166,11 +166,15 @@ Donor = Callable[[int, int], torch.Tensor]
 
 
 def _evaluation(model: MNISTNet, images: Images, labels: np.ndarray | None):
-    """``(images, labels, split)``; a split name brings the model's own labels for it."""
-    if isinstance(images, str):
-        data = load_mnist(images)
-        return data.images, model_labels(model, images) if labels is None else labels, images
-    return images, labels, None
+    """``(images, labels, split)``; a split name brings the model's own labels (``None`` when unknown)."""
+    if not isinstance(images, str):
+        return images, labels, None
+    if labels is None:
+        try:
+            labels = model_labels(model, images)
+        except UnknownLabelsError:  # an imported model whose labels we were not told: no accuracy
+            labels = None
+    return load_mnist(images).images, labels, images
 
 
 def _intervene(
@@ -207,7 +211,7 @@ def ablate(
     """Ablate ``units`` of ``layer`` (a unit spec: indices, ranges, group names) with ``method``.
 
     Evaluated on ``images``: a split name (default the test set, with the
-    model's own labels) or uint8 ``[N, 28, 28]`` images with optional
+    model's own labels when they are known) or uint8 ``[N, 28, 28]`` images with optional
     ``labels``. ``groups`` adds named groups to the layer's standard ones
     (``all``, ``dead``, ``alive``). Mean, minimum and resampled activations come
     from ``reference``: a split (default the training set) or images.

@@ -6,12 +6,15 @@ import re
 
 import numpy as np
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from mechmnistic.analysis.ablation import ablate, patch_activations
 from mechmnistic.analysis.activations import layer_activations
 from mechmnistic.analysis.hypothesis import BandRule, derive_unit_groups, image_scores
 from mechmnistic.analysis.templates import resolve_template
+from mechmnistic.cache import model_fingerprint
+from mechmnistic.models import MLPConfig, ModelCard, build_model
 
 from .conftest import assert_no_exception, wait_for_app
 from .test_hypothesis_page import HIDDEN, array, figures, page_text
@@ -140,3 +143,23 @@ def test_ablations_page_in_a_real_browser(page, app_url):
     assert_no_exception(page)
     assert page.get_by_text(re.compile(r"min-ablating \d+ units of fc1 \(below\) on the test set")).is_visible()
     assert page.get_by_text(re.compile("logit 1 - logit 0 split by group")).is_visible()
+
+
+@pytest.mark.parametrize("page", [PAGE, "app_pages/hypothesis.py"])
+def test_a_private_two_class_model_with_unknown_labels(page):
+    """An imported model nobody told us the labels of: every section runs, without accuracies."""
+    torch.manual_seed(0)
+    model = build_model(MLPConfig(hidden_sizes=(16,), n_classes=2))
+    model.card = ModelCard("tiny@" + model_fingerprint(model)[:8], model.config, model_fingerprint(model),
+                           label_function={"name": "unknown"}, source="imported")
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.session_state["private_models"] = {model.card.name: model}
+    at.query_params["model"] = model.card.name
+    at.query_params["fit"] = "1"
+    at.switch_page(page)
+    at.run()
+    assert not at.exception
+    assert at.session_state["active_model"] == model.card.name
+    if page == PAGE:
+        table = table_with(at, "fraction_changed")
+        assert table["accuracy_before"].isna().all() and table["group"].tolist() == ["class 0", "class 1", "all"]
