@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 
 import numpy as np
 import pytest
@@ -189,12 +190,11 @@ def test_typed_band_shows_histogram_and_agreement_in_a_browser(page, app_url, ch
     page.goto(f"{app_url}/hypothesis?model=challenge-cnn")
     wait_for_app(page, 180_000)
     assert_no_exception(page)
-    page.get_by_label("Band low (lo)").fill("-33.9")
-    page.get_by_label("Band low (lo)").press("Enter")
-    wait_for_app(page, 180_000)
-    page.get_by_label("Band high (hi)").fill("-15.2")
-    page.get_by_label("Band high (hi)").press("Enter")
-    wait_for_app(page, 180_000)
+    for label, name, value in (("Band low (lo)", "lo", "-33.9"), ("Band high (hi)", "hi", "-15.2")):
+        page.get_by_label(label).fill(value)
+        page.get_by_label(label).press("Enter")
+        page.wait_for_url(re.compile(f"{name}={value}"), timeout=60_000)  # the rerun has taken the value
+        wait_for_app(page, 180_000)
     assert_no_exception(page)
     assert page.get_by_text("Agreement with the model (test)").is_visible()
     assert page.get_by_text(f"{expected:.2%}", exact=True).is_visible()
