@@ -37,7 +37,7 @@ per_layer, worst, pairs = {}, 0.0, 0
 t_all = time.perf_counter()
 for layer, acts in activations.items():
     t = time.perf_counter()
-    best = np.argsort(-acts.values, axis=0, kind="stable")[:top]  # [top, units]
+    best = np.argpartition(-acts.values, top - 1, axis=0)[:top]   # [top, units], any order
     index = best.T.ravel()                                         # unit-major pairs
     units = np.repeat(np.arange(acts.n_units), top)
     grounding = effective_weights_pairs(model, layer, images, units, image_index=index)

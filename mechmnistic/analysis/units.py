@@ -28,6 +28,16 @@ def check_layer(model: MNISTNet, layer: str) -> str:
     return layer
 
 
+def output_hook(model: MNISTNet, layer: str) -> str:
+    """The hook holding what the next layer reads: after ReLU and, for conv layers, pooling
+    (the logits for the last layer)."""
+    check_layer(model, layer)
+    for stage in ("pool", "post", "pre"):
+        if f"{layer}.{stage}" in model.hook_names:
+            return f"{layer}.{stage}"
+    raise UnitError(f"no hook for {layer!r}")  # every layer has .pre; kept for type checkers
+
+
 def n_units(model: MNISTNet, layer: str) -> int:
     """Neurons of a fully connected layer, channels of a conv layer."""
     module = model.layer(check_layer(model, layer))
