@@ -14,7 +14,7 @@ from mechmnistic.analysis.ablation import (
 from mechmnistic.analysis.activations import layer_activations
 from mechmnistic.analysis.hypothesis import BandRule, derive_unit_groups, image_scores
 from mechmnistic.analysis.templates import resolve_template
-from mechmnistic.analysis.units import UnitSelectionError
+from mechmnistic.analysis.units import UnitError
 
 from .tiny_nets import expected_logits, images_with, pixel_mlp, scaling_cnn
 
@@ -114,9 +114,9 @@ def test_summaries_golden():
 def test_bad_ablations_are_refused():
     with pytest.raises(AblationError, match="unknown ablation 'max'"):
         run("1", "max")
-    with pytest.raises(UnitSelectionError, match="out of range"):
+    with pytest.raises(UnitError, match="out of range"):
         run("3", "zero")
-    with pytest.raises(UnitSelectionError, match="unknown unit group 'detectors'"):
+    with pytest.raises(UnitError, match="unknown unit group 'detectors'"):
         run("detectors", "zero", groups={"mine": np.array([0])})
 
 

@@ -12,7 +12,7 @@ from mechmnistic.analysis.attribution import (
     attributed_layer,
     direct_logit_attribution,
 )
-from mechmnistic.analysis.units import UnitSelectionError
+from mechmnistic.analysis.units import UnitError
 from mechmnistic.models import CNNConfig, build_model
 
 from .tiny_nets import expected_logits, images_with, pixel_mlp, scaling_cnn
@@ -98,5 +98,5 @@ def test_bad_targets_and_groups(bundled, mnist_test):
         direct_logit_attribution(model, images, target=(10, 0))
     with pytest.raises(AttributionError, match="two different classes"):
         direct_logit_attribution(model, images, target=(3, 3))
-    with pytest.raises(UnitSelectionError, match="in both"):
+    with pytest.raises(UnitError, match="in both"):
         direct_logit_attribution(model, images, groups={"a": [1, 2], "b": [2]}, target=1)

@@ -7,6 +7,8 @@ import pytest
 from PIL import Image
 
 from mechmnistic import run_with_cache
+from mechmnistic.analysis.activations import layer_activations
+from mechmnistic.analysis.grounding import effective_weights
 from mechmnistic.analysis.hypothesis import image_scores
 from mechmnistic.analysis.templates import (
     TemplateError,
@@ -50,7 +52,6 @@ def test_inverse_template_mirrors_the_score(mnist_test):
         ("unit:nope:1", "no layer 'nope'"),
         ("unit:layers.0:64", "unit 64 is out of range for layers.0 (0..63)"),
         ("unit:layers.0", "must look like 'unit:LAYER:N'"),
-        ("unit:layers.1:0", "only for an MLP's first layer"),
         ("missing.png", "cannot read template file"),
     ],
 )
@@ -72,9 +73,23 @@ def test_unit_template_score_is_the_units_rescaled_input(bundled, mnist_test):
     np.testing.assert_allclose(image_scores(images, template.image), expected, atol=1e-5)
 
 
-def test_unit_templates_of_conv_layers_are_refused_with_a_reason(bundled):
-    with pytest.raises(TemplateError, match="only for an MLP's first layer"):
-        resolve_template("unit:conv1:0", model=bundled("cnn-digits"))
+@pytest.mark.parametrize("name, layer, unit", [("mlp-2x64", "layers.1", 5), ("challenge-cnn", "fc1", 10),
+                                              ("cnn-digits", "conv2", 3)])
+def test_deeper_and_conv_unit_templates_are_effective_weights_on_the_top_training_image(bundled, mnist_train, name,
+                                                                                        layer, unit):
+    """On that image, s(x) with c = 0.5 is the unit's pre-activation less its effective bias, rescaled."""
+    model = bundled(name)
+    template = resolve_template(f"unit:{layer}:{unit}", model=model)
+    top = int(np.argmax(layer_activations(model, layer, "train").values[:, unit]))
+    assert template.detail.endswith(f"train:{top}")
+    image = mnist_train.images[top : top + 1]
+    grounded = effective_weights(model, layer, image, units=[unit])
+    bound = np.abs(grounded.w_eff[0, 0]).astype(np.float64).max()
+    expected = (grounded.pre[0, 0] - grounded.b_eff[0, 0]) / (2 * bound)
+    assert image_scores(image, template.image)[0] == pytest.approx(expected, rel=1e-4, abs=1e-4)
+
+
+def test_unit_templates_need_the_model():
     with pytest.raises(TemplateError, match="needs the model"):
         resolve_template("unit:layers.0:0")
 

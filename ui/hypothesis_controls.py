@@ -61,8 +61,9 @@ def template_choice(net: MNISTNet) -> Template | None:
     try:
         if source == SOURCES[0]:
             ref = bound.text(st, "Reference", "hyp_template", "template", DEFAULT_TEMPLATE, max_chars=80,
-                             help="train:N or test:N (an MNIST image), or unit:LAYER:N (a first-layer MLP unit's "
-                                  "input weights, rescaled to [0, 1] with zero at 0.5)")
+                             help="train:N or test:N (an MNIST image), or unit:LAYER:N (a unit's effective input "
+                                  "weights, rescaled to [0, 1] with zero at 0.5; for units past the first layer, "
+                                  "taken on the unit's top-activating training image)")
             return resolve_template(ref, model=net, invert=invert)
         set_params(template=None)
         st.caption("A drawn or uploaded template is not part of the page's link.")
@@ -86,6 +87,8 @@ def _uploaded_template() -> np.ndarray | None:
 def template_preview(template: Template) -> None:
     st.plotly_chart(digit_figure(template.image, title=f"t = {template.label}", height=200),
                     key="hyp_template_preview", config={"displayModeBar": False})
+    if template.detail:
+        st.caption(f"The unit's template: {template.detail}, mapped to [0, 1] with zero at 0.5.")
 
 
 def center_choice() -> float:

@@ -30,29 +30,10 @@ from ..errors import MechMNISTicError
 from ..hooks import hooks, run_with_cache, to_pixels
 from ..models.architectures import MNISTNet
 from .activations import activation_hook, is_conv
+from .units import check_layer
 
 #: ``patch(start, stop, activation)`` -> the activation to use for inputs ``start:stop``.
 Patch = Callable[[int, int, torch.Tensor], torch.Tensor]
-
-
-class LayerError(MechMNISTicError, KeyError):
-    """No such layer in the model."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
-
-
-def check_layer(model: MNISTNet, layer: str) -> str:
-    """``layer`` if the model has it, else ``LayerError`` listing the layers."""
-    if layer not in model.layer_names:
-        raise LayerError(f"no layer {str(layer)[:60]!r}; layers are {', '.join(model.layer_names)}")
-    return layer
-
-
-def n_units(model: MNISTNet, layer: str) -> int:
-    """Number of units (neurons, or channels of a conv layer) in ``layer``."""
-    module = model.layer(check_layer(model, layer))
-    return module.out_channels if isinstance(module, torch.nn.Conv2d) else module.out_features
 
 
 def unit_activations(model: MNISTNet, layer: str, images: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -39,8 +39,8 @@ from ..errors import MechMNISTicError
 from ..models.architectures import MNISTNet
 from .activations import is_conv, layer_activations
 from .hypothesis import Hypothesis, Rule, derive_unit_groups, model_predictions
-from .patching import logits_from_activations, n_units, run_replacing_units, unit_activations
-from .units import check_disjoint, compress_indices
+from .patching import logits_from_activations, run_replacing_units, unit_activations
+from .units import check_disjoint, compress_indices, n_units
 
 DEFAULT_TOLERANCES = (1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
 DEAD = "dead"

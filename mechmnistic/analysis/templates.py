@@ -9,8 +9,10 @@ reference into that template image:
 * ``"unit:LAYER:N"``: unit N's effective input weights ``w``, mapped to [0, 1]
   as ``t = 0.5 + w / (2 max|w|)`` so that a zero weight sits at 0.5; with the
   default centre ``c = 0.5``, ``s(x) = (w · x) / (2 max|w|)``, the unit's
-  pre-activation less its bias, rescaled. Only first-layer MLP units have
-  input-independent weights; other units raise a clear error for now;
+  pre-activation less its bias, rescaled. A first-layer MLP unit's weights do
+  not depend on the input; any other unit's (deeper layers, conv channels) are
+  its exact effective weights (``analysis.grounding``) on its top-activating
+  training image, a conv channel at the position of its maximum there;
 * a path to a ``.png`` or ``.npy`` file (or, from the app, uploaded bytes): a
   28x28 image is taken as is (white ink on black, like MNIST; uint8 0..255 or
   floats in [0, 1]); a PNG of any other size is treated as a drawing and
@@ -31,11 +33,15 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from ..data import load_mnist
 from ..errors import MechMNISTicError
 from ..labels import template_image
 from ..models.architectures import MNISTNet
 from ..preprocess import preprocess_drawing
+from .activations import layer_activations
 from .embeddings import first_layer_effective_weights
+from .grounding import effective_weights
+from .units import n_units
 
 _DATASET_REF = re.compile(r"^(train|test):(\d{1,9})$")
 _UNIT_REF = re.compile(r"^unit:(.+):(\d{1,9})$")
@@ -49,11 +55,15 @@ class TemplateError(MechMNISTicError, ValueError):
 
 @dataclass(frozen=True, eq=False)
 class Template:
-    """A template image ``t``: float64 ``[28, 28]`` in [0, 1] (already inverted when ``inverted``)."""
+    """A template image ``t``: float64 ``[28, 28]`` in [0, 1] (already inverted when ``inverted``).
+
+    ``detail`` says where a unit template's weights were taken.
+    """
 
     image: np.ndarray
     source: str
     inverted: bool = False
+    detail: str = ""
 
     @property
     def label(self) -> str:
@@ -68,6 +78,7 @@ def resolve_template(
 
     ``source`` names an array template (e.g. ``"drawn"``).
     """
+    detail = ""
     if isinstance(ref, np.ndarray):
         image, name = image_from_array(ref), source
     else:
@@ -79,7 +90,7 @@ def resolve_template(
                 raise TemplateError(str(exc)) from None
             name = ref
         elif ref.startswith("unit:"):
-            image, name = _unit_template(ref, model), ref
+            (image, detail), name = _unit_template(ref, model), ref
         elif Path(ref).suffix.lower() in {".png", ".npy"}:
             image, name = image_from_file(Path(ref)), Path(ref).name
         else:
@@ -88,10 +99,11 @@ def resolve_template(
             )
     final = 1.0 - image if invert else image
     final.setflags(write=False)
-    return Template(final, name, bool(invert))
+    return Template(final, name, bool(invert), detail)
 
 
-def _unit_template(ref: str, model: MNISTNet | None) -> np.ndarray:
+def _unit_template(ref: str, model: MNISTNet | None) -> tuple[np.ndarray, str]:
+    """A unit's effective input weights as a template, and where they were taken."""
     match = _UNIT_REF.match(ref)
     if not match:
         raise TemplateError(f"unit template {ref[:80]!r} must look like 'unit:LAYER:N'")
@@ -100,16 +112,17 @@ def _unit_template(ref: str, model: MNISTNet | None) -> np.ndarray:
     layer, unit = match.group(1), int(match.group(2))
     if layer not in model.layer_names:
         raise TemplateError(f"unit template: no layer {layer!r}; layers are {', '.join(model.layer_names)}")
-    if layer != model.layer_names[0] or not isinstance(model.layer(layer), torch.nn.Linear):
-        raise TemplateError(
-            f"unit template {ref!r}: input-independent weights exist only for an MLP's first layer "
-            f"({model.layer_names[0]}); use a dataset image or a file for units of deeper or conv layers"
-        )
-    n_units = model.layer(layer).out_features
-    if unit >= n_units:
-        raise TemplateError(f"unit template: unit {unit} is out of range for {layer} (0..{n_units - 1})")
-    weights, _ = first_layer_effective_weights(model, np.array([unit]))
-    return weights_to_template(weights[0])
+    count = n_units(model, layer)
+    if unit >= count:
+        raise TemplateError(f"unit template: unit {unit} is out of range for {layer} (0..{count - 1})")
+    if layer == model.layer_names[0] and isinstance(model.layer(layer), torch.nn.Linear):
+        weights, _ = first_layer_effective_weights(model, np.array([unit]))
+        return weights_to_template(weights[0]), "its input weights"
+    # Deeper and conv units: their weights depend on the input; take them on the unit's
+    # top-activating training image (a conv channel at the position of its maximum there).
+    top = int(np.argmax(layer_activations(model, layer, "train").values[:, unit]))
+    grounded = effective_weights(model, layer, load_mnist("train").images[top : top + 1], units=[unit])
+    return weights_to_template(grounded.w_eff[0, 0]), f"its effective weights on its top training image train:{top}"
 
 
 def uint8_to_unit(pixels: np.ndarray) -> np.ndarray:

@@ -30,7 +30,8 @@ def _add_hypothesis_args(p: argparse.ArgumentParser, fits: bool) -> None:
     p.add_argument("model", help="a model in the zoo, e.g. challenge-cnn")
     p.add_argument("--layer", required=True, help="the layer whose units are grouped, e.g. fc1")
     p.add_argument("--template", required=True,
-                   help="train:N, test:N, unit:LAYER:N (first-layer MLP units) or a .png/.npy file")
+                   help="train:N, test:N, unit:LAYER:N (a unit's effective input weights; past the first "
+                        "layer, on its top-activating training image) or a .png/.npy file")
     p.add_argument("--invert", action="store_true", help="use the inverse template 1 - t")
     p.add_argument("--center", type=float, default=0.5, help="the constant c in s(x) = sum(x * (t - c)) (0.5)")
     rule = p.add_mutually_exclusive_group(required=True)
@@ -71,8 +72,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _setup(args: argparse.Namespace):
     """Model, checked layer, template and (unless fitted) rule, all before any computation."""
     from ..analysis.hypothesis import BandRule, ThresholdRule
-    from ..analysis.patching import check_layer
     from ..analysis.templates import resolve_template
+    from ..analysis.units import check_layer
     from ..models import load_model
 
     if args.band is not None:
@@ -138,9 +139,8 @@ def _hypothesis_text(result: dict[str, Any], hypothesis) -> str:
 
 def scrub_cmd(args: argparse.Namespace) -> int:
     from ..analysis.hypothesis import Hypothesis, image_scores
-    from ..analysis.patching import n_units
     from ..analysis.scrubbing import check_groups, check_tolerances, scrub
-    from ..analysis.units import parse_groups
+    from ..analysis.units import n_units, parse_groups
     from ..data import load_mnist
 
     model, template, rule = _setup(args)

@@ -123,7 +123,7 @@ def test_the_hidden_label_function_is_never_shown(params):
     [
         ({"lo": "-10", "hi": "-20"}, "error", "band low (-10) is above band high (-20)"),
         ({"template": "train:60000"}, "error", "template index 60000 is out of range for train (0..59999)"),
-        ({"template": "unit:fc1:3"}, "error", "only for an MLP's first layer"),
+        ({"template": "unit:fc1:200"}, "error", "unit 200 is out of range for fc1 (0..199)"),
         ({"template": "banana"}, "error", "is not 'train:N'"),
         ({"lo": "abc", "hi": "-15"}, "warning", "`lo` must be a number"),
         ({"layer": "fc9"}, "warning", "Unknown `layer` 'fc9'"),
