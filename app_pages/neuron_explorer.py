@@ -11,7 +11,7 @@ import streamlit as st
 
 from mechmnistic.analysis import neurons
 from mechmnistic.analysis.atlas import DEFAULT_TOP_K, MAX_TOP_K, AtlasParameters, unit_clusters
-from mechmnistic.analysis.clusters import MAX_CLUSTERS
+from mechmnistic.analysis.cluster_stats import MAX_CLUSTERS
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz import neuron as viz
 from ui import links, loaders, neuron_data
@@ -178,11 +178,11 @@ with downloads[0]:
     csv_button("Input weights (CSV)", _weights_table, f"{stem}-input-weights.csv", key="nx_dl_in")
 with downloads[1]:
     target = "class" if outputs.to_classes else f"{outputs.target}_unit"
-    csv_button("Output weights (CSV)", pd.DataFrame({target: np.arange(len(outputs.weights)),
-                                                     "output_weight": outputs.weights}),
+    csv_button("Output weights (CSV)", lambda: pd.DataFrame({target: np.arange(len(outputs.weights)),
+                                                             "output_weight": outputs.weights}),
                f"{stem}-output-weights.csv", key="nx_dl_out")
 with downloads[2]:
-    csv_button("Activation histogram (CSV)", pd.DataFrame({
+    csv_button("Activation histogram (CSV)", lambda: pd.DataFrame({
         "pre_activation_from": distribution.edges[:-1], "pre_activation_to": distribution.edges[1:],
         "images": distribution.counts}), f"{stem}-activation-histogram.csv", key="nx_dl_hist")
 
@@ -203,15 +203,14 @@ st.caption(f"The {shown} training images (of the {params.top_k} analysed) with t
            "and their Hadamard embeddings: each pixel times its input weight. Red pixels push the neuron up, "
            "blue ones down; an embedding's sum plus the bias is exactly the pre-activation.")
 first = slice(0, shown)
-st.plotly_chart(viz.top_examples_figure(train.images[top.indices[first]], top.indices[first], top.labels[first],
-                                        top.activations[first]), key="nx_fig_top")
-st.plotly_chart(viz.embeddings_figure(clusters.embeddings[first], top.indices[first], top.labels[first],
-                                      top.activations[first]), key="nx_fig_emb")
-top_table = pd.DataFrame({"rank": np.arange(len(top.indices)), "train_index": top.indices, "label": top.labels,
-                          "pre_activation": top.pre, "activation": top.activations, "cluster": clusters.labels})
+st.plotly_chart(viz.examples_figure(train.images[top.indices[first]], top.indices[first], top.labels[first],
+                                    top.activations[first], clusters.embeddings[first]), key="nx_fig_top")
 dl = st.columns(2)
 with dl[0]:
-    csv_button(f"Top {params.top_k} examples (CSV)", top_table, f"{stem}-top-examples.csv", key="nx_dl_top")
+    csv_button(f"Top {params.top_k} examples (CSV)", lambda: pd.DataFrame({
+        "rank": np.arange(len(top.indices)), "train_index": top.indices, "label": top.labels,
+        "pre_activation": top.pre, "activation": top.activations, "cluster": clusters.labels}),
+        f"{stem}-top-examples.csv", key="nx_dl_top")
 with dl[1]:
     npz_button("Their embeddings (NPZ)", lambda: {"train_index": top.indices, "embeddings": clusters.embeddings,
                                                   "bias": np.float32(inputs.bias)},
@@ -246,14 +245,13 @@ st.dataframe(cluster_table, hide_index=True, width="stretch", column_config={
     "similarity within": st.column_config.NumberColumn(format="%.3f"),
     "similarity to others": st.column_config.NumberColumn(format="%.3f"),
 }, key="nx_cluster_table")
-st.plotly_chart(viz.cluster_examples_figure(train.images[top.indices[central_rows]], stats.sizes, main_classes,
-                                            top.indices[central_rows]), key="nx_fig_central")
-st.plotly_chart(viz.cluster_embeddings_figure(clusters.embeddings[central_rows], clusters.mean_embeddings),
-                key="nx_fig_cluster_emb")
+st.plotly_chart(viz.clusters_figure(train.images[top.indices[central_rows]], clusters.embeddings[central_rows],
+                                    clusters.mean_embeddings, stats.sizes, main_classes, top.indices[central_rows]),
+                key="nx_fig_clusters")
 st.plotly_chart(viz.cluster_classes_figure(clusters.class_counts), key="nx_fig_cluster_classes")
 dl = st.columns(2)
 with dl[0]:
-    csv_button("Clusters (CSV)", cluster_table, f"{stem}-clusters.csv", key="nx_dl_clusters")
+    csv_button("Clusters (CSV)", lambda: cluster_table, f"{stem}-clusters.csv", key="nx_dl_clusters")
 with dl[1]:
     npz_button("Cluster embeddings (NPZ)", lambda: {
         "cluster_of_example": clusters.labels, "train_index": top.indices, "sizes": stats.sizes,
@@ -270,7 +268,7 @@ st.session_state["nx_cluster"] = cluster_param.value
 chosen = st.selectbox("Members of cluster", cluster_names, key="nx_cluster",
                       on_change=lambda: set_params(cluster=st.session_state["nx_cluster"]))
 members = np.flatnonzero(clusters.labels == cluster_names.index(chosen))[:shown]
-st.plotly_chart(viz.top_examples_figure(train.images[top.indices[members]], top.indices[members],
-                                        top.labels[members], top.activations[members],
-                                        title=f"Members of {chosen} with the highest activation"),
+st.plotly_chart(viz.examples_figure(train.images[top.indices[members]], top.indices[members], top.labels[members],
+                                    top.activations[members], clusters.embeddings[members],
+                                    title=f"Members of {chosen} with the highest activation, and their embeddings"),
                 key="nx_fig_members")

@@ -12,7 +12,8 @@ from mechmnistic.analysis.atlas import (
     neuron_atlas,
     unit_clusters,
 )
-from mechmnistic.analysis.clusters import ClusterParameterError, FeatureClusters
+from mechmnistic.analysis.cluster_stats import ClusterParameterError
+from mechmnistic.analysis.clusters import FeatureClusters
 from mechmnistic.analysis.embeddings import hadamard_embeddings
 from mechmnistic.analysis.neurons import UnitError, input_weights, top_indices
 from mechmnistic.cache import entry_path
@@ -141,3 +142,18 @@ def test_convolutional_layers_are_refused(cache_dir, bundled):
     model = bundled("cnn-digits")
     with pytest.raises(UnitError):
         neuron_atlas(model, model.config.conv_names[0])
+
+
+def test_reading_stored_clusters_does_not_load_scikit_learn():
+    """The app only reads atlases; scikit-learn and SciPy's clustering cost ~160 MB of server memory."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    code = ("import sys, ui.neuron_data, mechmnistic.analysis.atlas, mechmnistic.viz.neuron; "
+            "print(sorted(m for m in sys.modules if m.startswith(('sklearn', 'scipy.cluster'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=repo,
+                         env={**os.environ, "PYTHONPATH": str(repo)})
+    assert out.stdout.strip() == "[]"

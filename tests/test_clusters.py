@@ -8,12 +8,8 @@ from sklearn.base import clone
 from sklearn.metrics import adjusted_rand_score
 from sklearn.utils.estimator_checks import check_estimator
 
-from mechmnistic.analysis.clusters import (
-    ClusterParameterError,
-    FeatureClusters,
-    class_histograms,
-    cluster_statistics,
-)
+from mechmnistic.analysis.cluster_stats import ClusterParameterError, class_histograms, cluster_statistics
+from mechmnistic.analysis.clusters import FeatureClusters
 
 
 def known_groups(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

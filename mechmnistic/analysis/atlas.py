@@ -25,11 +25,10 @@ from ..cache import cached, is_cached
 from ..data import Split, load_mnist
 from ..models.architectures import MNISTNet
 from .activations import layer_activations
-from .clusters import (
+from .cluster_stats import (
     MAX_CLUSTERS,
     ClusterParameterError,
     ClusterStatistics,
-    FeatureClusters,
     check_cluster_parameters,
     class_histograms,
     cluster_statistics,
@@ -62,9 +61,6 @@ class AtlasParameters:
             raise ClusterParameterError(f"the number of clusters must be from 1 to {MAX_CLUSTERS}, got {self.n_clusters}")
         if self.split not in ("train", "test"):
             raise ClusterParameterError(f"split must be 'train' or 'test', got {self.split!r}")
-
-    def estimator(self) -> FeatureClusters:
-        return FeatureClusters(n_clusters=self.n_clusters, explained=self.explained, max_clusters=MAX_CLUSTERS)
 
     def key(self, layer: str) -> dict:
         return {"layer": layer, "top_k": int(self.top_k), "n_clusters": self.n_clusters,
@@ -114,6 +110,10 @@ def _unit_embeddings(model: MNISTNet, layer: str, unit: int, images: np.ndarray)
 
 def compute_atlas(model: MNISTNet, layer: str, params: AtlasParameters, progress: Progress | None = None) -> dict[str, np.ndarray]:
     """The atlas arrays, uncached (``neuron_atlas`` stores them)."""
+    # Imported here: scikit-learn and SciPy are only needed to find clusters, and a server
+    # that only reads stored atlases stays about 160 MB smaller without them.
+    from .clusters import FeatureClusters
+
     report = progress or (lambda done, total, message: None)
     n_units = check_unit(model, layer).out_features
     total = n_units + 1
@@ -131,7 +131,9 @@ def compute_atlas(model: MNISTNet, layer: str, params: AtlasParameters, progress
     with threadpool_limits(limits=1):
         for unit in range(n_units):
             report(unit + 1, total, f"clustering unit {unit} of {n_units}")
-            fit = params.estimator().fit(_unit_embeddings(model, layer, unit, images[indices[unit]]))
+            estimator = FeatureClusters(n_clusters=params.n_clusters, explained=params.explained,
+                                        max_clusters=MAX_CLUSTERS)
+            fit = estimator.fit(_unit_embeddings(model, layer, unit, images[indices[unit]]))
             labels[unit], n_clusters[unit] = fit.labels_, fit.n_clusters_
             per_unit["explained"][unit] = fit.explained_
             per_unit["mean_intra"][unit] = fit.mean_intra_similarity_

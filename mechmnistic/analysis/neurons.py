@@ -100,13 +100,14 @@ def similar_neurons(model: MNISTNet, layer: str, unit: int, count: int = 5) -> t
     """The ``count`` other units of ``layer`` whose input weights point the most the same way.
 
     Returns ``(units int64 [count], cosine similarity float32 [count])``, most
-    similar first. For the first layer the pixel-space weights are compared
-    (a normalisation only rescales them, so the ranking is the same).
+    similar first. The layer's own weights are compared; for the first layer
+    they equal the pixel-space weights up to one common factor (the input
+    normalisation's std), which leaves every cosine unchanged.
     """
     module = check_unit(model, layer, unit)
-    weights = module.weight.detach().double()
-    unit_vectors = weights / weights.norm(dim=1, keepdim=True).clamp_min(1e-12)
-    similarity = (unit_vectors @ unit_vectors[unit]).numpy()
+    weights = module.weight.detach().numpy().astype(np.float64)
+    norms = np.linalg.norm(weights, axis=1)
+    similarity = weights @ weights[unit] / np.maximum(norms * norms[unit], 1e-300)
     similarity[unit] = -np.inf
     count = max(0, min(count, len(similarity) - 1))
     order = np.argsort(-similarity, kind="stable")[:count]

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from .common import DIVERGING, class_bar, image_grid, signed_heatmap, symmetric_range
+from .common import MosaicBand, class_bar, image_mosaic, signed_heatmap
 
 _POSITIVE, _NEGATIVE, _SILENT = "#b2182b", "#2166ac", "#9e9e9e"
 
@@ -60,24 +59,23 @@ def activation_histogram(counts: np.ndarray, edges: np.ndarray, firing_fraction:
     widths = np.diff(edges)
     total = max(int(counts.sum()), 1)
     cdf = np.cumsum(counts) / total
-    fig = make_subplots(specs=[[{"secondary_y": True}]])
-    fig.add_trace(go.Bar(
-        x=centres, y=counts, width=widths, name="images",
-        marker_color=np.where(edges[:-1] >= 0, _POSITIVE, _SILENT).tolist(),
-        customdata=np.stack([edges[:-1], edges[1:]], axis=1),
-        hovertemplate="pre-activation %{customdata[0]:.3g} to %{customdata[1]:.3g}<br>%{y} images<extra></extra>",
-    ), secondary_y=False)
-    fig.add_trace(go.Scatter(
-        x=edges[1:], y=cdf, name="CDF", mode="lines", line=dict(color="#333333", width=1.5),
-        hovertemplate="share of images below %{x:.3g}: %{y:.1%}<extra></extra>",
-    ), secondary_y=True)
+    # A second y axis by hand rather than make_subplots: the same figure, built several times faster.
+    fig = go.Figure([
+        go.Bar(x=centres, y=counts, width=widths, name="images",
+               marker_color=np.where(edges[:-1] >= 0, _POSITIVE, _SILENT).tolist(),
+               customdata=np.stack([edges[:-1], edges[1:]], axis=1),
+               hovertemplate="pre-activation %{customdata[0]:.3g} to %{customdata[1]:.3g}<br>"
+                             "%{y} images<extra></extra>"),
+        go.Scatter(x=edges[1:], y=cdf, name="CDF", mode="lines", line=dict(color="#333333", width=1.5), yaxis="y2",
+                   hovertemplate="share of images below %{x:.3g}: %{y:.1%}<extra></extra>"),
+    ])
     fig.add_vline(x=0, line_dash="dot", line_color="#555555")
-    fig.update_yaxes(title_text="images", type="log", secondary_y=False)
-    fig.update_yaxes(title_text="cumulative share", range=[0, 1.02], tickformat=".0%", secondary_y=True,
-                     showgrid=False)
-    fig.update_xaxes(title_text="pre-activation (fires above 0)")
     fig.update_layout(
         title=f"Fires on {firing_fraction:.1%} of {total:,} {split_name} images",
+        xaxis=dict(title="pre-activation (fires above 0)"),
+        yaxis=dict(title="images (log scale)", type="log", dtick=1),
+        yaxis2=dict(title="cumulative share", overlaying="y", side="right", range=[0, 1.02],
+                    tickvals=[0, 0.25, 0.5, 0.75, 1], tickformat=".0%", showgrid=False),
         height=height, showlegend=False, bargap=0, margin=dict(l=10, r=10, t=40, b=10),
     )
     return fig
@@ -93,72 +91,46 @@ def firing_by_class_figure(firing_by_class: np.ndarray, class_names: Sequence[st
     return fig
 
 
-def example_titles(indices: np.ndarray, labels: np.ndarray, activations: np.ndarray) -> list[str]:
+def example_titles(labels: np.ndarray, activations: np.ndarray) -> list[str]:
     """Tile titles: the digit's label and the unit's activation (the image index is in the hover)."""
     return [f"{label} · {value:.2f}" for label, value in zip(labels, activations, strict=True)]
 
 
-def top_examples_figure(images: np.ndarray, indices: np.ndarray, labels: np.ndarray, activations: np.ndarray,
-                        columns: int = 8, title: str = "Top examples (label · activation)") -> go.Figure:
-    """Examples (uint8 ``[K, 28, 28]``), each titled "label · activation"."""
-    fig = image_grid(list(images), example_titles(indices, labels, activations), columns=columns, title=title)
-    _name_tiles(fig, indices, "training image")
-    return fig
+def examples_figure(images: np.ndarray, indices: np.ndarray, labels: np.ndarray, activations: np.ndarray,
+                    embeddings: np.ndarray | None = None, columns: int = 8,
+                    title: str = "Top examples (label · activation) and their Hadamard embeddings") -> go.Figure:
+    """Training examples (uint8 ``[K, 28, 28]`` at ``indices``), each titled "label · activation",
+    with each one's Hadamard embedding (float ``[K, 28, 28]``) right below it when given."""
+    bands = [MosaicBand(list(images), example_titles(labels, activations), tile_ids=indices,
+                        tile_label="training image")]
+    if embeddings is not None:
+        bands.append(MosaicBand(list(embeddings), signed=True, tile_ids=indices, tile_label="training image",
+                                value_label="pixel × weight", colorbar_title="pixel ×<br>weight"))
+    return image_mosaic(bands, columns=columns, title=title)
 
 
-def embeddings_figure(embeddings: np.ndarray, indices: np.ndarray, labels: np.ndarray, activations: np.ndarray,
-                      columns: int = 8) -> go.Figure:
-    """Hadamard embeddings (float ``[K, 28, 28]``) of the same examples, on one shared diverging scale."""
-    fig = image_grid(list(embeddings), example_titles(indices, labels, activations), columns=columns, signed=True,
-                     title="Their Hadamard embeddings: pixel × input weight (sum + bias = pre-activation)")
-    _name_tiles(fig, indices, "training image")
-    return fig
+def clusters_figure(central_images: np.ndarray, central_embeddings: np.ndarray, mean_embeddings: np.ndarray,
+                    sizes: np.ndarray, main_classes: np.ndarray, central_indices: np.ndarray) -> go.Figure:
+    """One column per cluster: its central example (uint8 ``[C, 28, 28]``), that example's embedding, and the
+    mean embedding of all its members (float ``[C, 28, 28]`` each).
 
-
-def _name_tiles(fig: go.Figure, indices: np.ndarray, what: str) -> None:
-    """Put each tile's dataset index into its hover text."""
-    for trace, index in zip(fig.data, indices, strict=True):
-        trace.hovertemplate = f"{what} {int(index)}<br>" + trace.hovertemplate
-
-
-def cluster_examples_figure(central_images: np.ndarray, sizes: np.ndarray, main_classes: np.ndarray,
-                            indices: np.ndarray) -> go.Figure:
-    """Each cluster's central example (uint8 ``[C, 28, 28]``), titled "cluster · size · main class"."""
-    titles = [f"C{c} · {size} · mostly {label}" for c, (size, label) in enumerate(zip(sizes, main_classes, strict=True))]
-    fig = image_grid(list(central_images), titles, columns=len(titles),
-                     title="Central example of each cluster (cluster · members · main class)")
-    _name_tiles(fig, indices, "training image")
-    return fig
-
-
-def cluster_embeddings_figure(central_embeddings: np.ndarray, mean_embeddings: np.ndarray) -> go.Figure:
-    """Row 1: each cluster's central embedding; row 2: its mean embedding (float ``[C, 28, 28]`` each).
-
-    Each row has its own symmetric colour range: a mean of many embeddings is
-    fainter than any one of them, and would be invisible on the members' scale.
+    Central and mean embeddings have separate scales: a mean of many
+    embeddings is fainter than any one of them, and would be invisible on
+    the members' scale.
     """
-    count = len(central_embeddings)
-    fig = make_subplots(rows=2, cols=count, horizontal_spacing=0.01, vertical_spacing=0.12,
-                        subplot_titles=[f"C{c} central" for c in range(count)] + [f"C{c} mean" for c in range(count)],
-                        row_titles=None)
-    for row, maps, label in ((1, central_embeddings, "central"), (2, mean_embeddings, "mean")):
-        bound = symmetric_range(np.asarray(maps))
-        for c, z in enumerate(maps):
-            fig.add_trace(go.Heatmap(
-                z=np.asarray(z, dtype=float), colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound,
-                showscale=(c == 0), colorbar=dict(title=label, thickness=10, len=0.45, y=0.78 if row == 1 else 0.22),
-                hovertemplate=f"C{c} {label}<br>row %{{y}}, col %{{x}}<br>%{{z:.4g}}<extra></extra>",
-            ), row=row, col=c + 1)
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
-    for axis in range(1, 2 * count + 1):
-        suffix = "" if axis == 1 else str(axis)
-        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
-    fig.update_annotations(font_size=10)
-    tile = max(70, min(120, 1100 // max(count, 1)))
-    fig.update_layout(title="Embeddings: each cluster's central example (top) and mean (bottom)",
-                      height=2 * tile + 80, margin=dict(l=5, r=5, t=60, b=5))
-    return fig
+    count = len(sizes)
+    titles = [f"C{c} · {size} · {label}" for c, (size, label) in enumerate(zip(sizes, main_classes, strict=True))]
+    clusters = list(range(count))
+    bands = [
+        MosaicBand(list(central_images), titles, tile_ids=central_indices, tile_label="training image"),
+        MosaicBand(list(central_embeddings), [f"C{c} central" for c in clusters], signed=True, tile_ids=clusters,
+                   tile_label="cluster C", value_label="central example's pixel × weight", colorbar_title="central"),
+        MosaicBand(list(mean_embeddings), [f"C{c} mean" for c in clusters], signed=True, tile_ids=clusters,
+                   tile_label="cluster C", value_label="mean pixel × weight", colorbar_title="mean"),
+    ]
+    return image_mosaic(bands, columns=count, tile_px=min(110, max(70, 1100 // max(count, 1))),
+                        title="Each cluster (cluster · members · main class): central example, "
+                              "its embedding, and the members' mean embedding")
 
 
 def cluster_classes_figure(class_counts: np.ndarray, class_names: Sequence[str] | None = None) -> go.Figure:
