@@ -14,7 +14,7 @@ from mechmnistic.analysis.atlas import DEFAULT_TOP_K, MAX_TOP_K, AtlasParameters
 from mechmnistic.analysis.cluster_stats import MAX_CLUSTERS
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz import neuron as viz
-from ui import links, loaders, neuron_data
+from ui import loaders, neuron_data
 from ui.downloads import csv_button, npz_button
 from ui.params import choice_param, int_param, set_params
 
@@ -83,6 +83,13 @@ def _write_url(new_unit: bool = False) -> None:
 
 def _step(delta: int, last: int) -> None:
     st.session_state["nx_neuron"] = min(max(st.session_state["nx_neuron"] + delta, 0), last)
+    _write_url(new_unit=True)
+
+
+def _go_to_unit(other: int) -> None:
+    # A button, not st.page_link: a page link to the page already open runs it with the new
+    # parameters but leaves the browser's address bar on the old ones.
+    st.session_state["nx_neuron"] = other
     _write_url(new_unit=True)
 
 
@@ -191,11 +198,10 @@ with behaviour[0]:
     st.plotly_chart(viz.firing_by_class_figure(distribution.firing_by_class), key="nx_fig_classes")
 with behaviour[1]:
     st.markdown("**Similar neurons** (cosine of input weights)")
-    for other, cosine in zip(similar_units, similarity, strict=True):
-        st.page_link(links.NEURON_PAGE, label=f"neuron {other} · {cosine:+.2f}",
-                     query_params={"model": model_name, "layer": layer, "neuron": str(other)})
-    st.caption(f"Deep link to this view: [{links.neuron_href(model_name, layer, unit)}]"
-               f"({links.neuron_href(model_name, layer, unit)})")
+    for rank, (other, cosine) in enumerate(zip(similar_units, similarity, strict=True)):
+        st.button(f"neuron {other} · {cosine:+.2f}", key=f"nx_similar_{rank}", on_click=_go_to_unit,
+                  args=(int(other),), help=f"cosine similarity of input weights {cosine:.4f}")
+    st.caption("The address bar always links to exactly this view.")
 
 # -- top examples --------------------------------------------------------------------------------
 st.subheader("Top examples")
