@@ -13,6 +13,7 @@ from mechmnistic.analysis.atlas import AtlasParameters, atlas_is_cached
 from mechmnistic.analysis.neurons import input_weights, similar_neurons
 
 from .conftest import assert_no_exception, wait_for_app
+from .test_import_page import _session, _upload, digit_mlp_bytes  # noqa: F401 (a fixture)
 
 APP = "../../app.py"
 PAGE = "app_pages/neuron_explorer.py"
@@ -144,6 +145,18 @@ def test_a_cnn_gets_a_plain_message(cache_dir):
 def test_mlp_2x64_first_layer(cache_dir):
     at = open_page(model="mlp-2x64", layer="layers.0", neuron="63")
     assert not at.exception and shown_unit(at) == "layers.0 · neuron 63"
+
+
+def test_a_private_imported_model_is_explored_under_its_own_layer_names(cache_dir, digit_mlp_bytes):  # noqa: F811
+    at = _upload(_session(), "my_mlp.safetensors", digit_mlp_bytes)  # mlp-1x64's weights saved as fc1/fc2
+    at.button(key="import_load").click().run()
+    name = at.session_state["active_model"]
+    at.switch_page(PAGE)
+    at.query_params.update({"model": name, "layer": "fc1", "neuron": "3"})
+    at.run()
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="nx_layer").options == ["fc1"]
+    assert shown_unit(at) == "fc1 · neuron 3"
 
 
 # ------------------------------------------------------------------------------------------ browser
