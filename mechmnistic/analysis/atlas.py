@@ -19,11 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from ..cache import cached, is_cached
 from ..data import Split, load_mnist
 from ..models.architectures import MNISTNet
+from ..threads import one_thread
 from .activations import layer_activations
 from .cluster_stats import (
     MAX_CLUSTERS,
@@ -126,9 +126,7 @@ def compute_atlas(model: MNISTNet, layer: str, params: AtlasParameters, progress
     labels = np.empty(indices.shape, dtype=np.int64)
     per_unit = {name: np.empty(n_units) for name in ("explained", "mean_intra", "mean_inter")}
     n_clusters = np.empty(n_units, dtype=np.int64)
-    # Each unit's work is a few small matrix products; BLAS and OpenMP threads only fight
-    # over the cores for them (several times slower on a 2-core machine), so use one.
-    with threadpool_limits(limits=1):
+    with one_thread():  # each unit's work is a few small products: see mechmnistic.threads
         for unit in range(n_units):
             report(unit + 1, total, f"clustering unit {unit} of {n_units}")
             estimator = FeatureClusters(n_clusters=params.n_clusters, explained=params.explained,
@@ -189,7 +187,7 @@ def unit_clusters(model: MNISTNet, atlas: NeuronAtlas, unit: int) -> UnitCluster
     data = load_mnist(atlas.params.split)
     indices = atlas.top_indices[unit]
     labels = atlas.cluster_labels[unit]
-    with threadpool_limits(limits=1):  # small products: see compute_atlas
+    with one_thread():
         flat = _unit_embeddings(model, atlas.layer, unit, data.images[indices])
         stats = cluster_statistics(flat, labels)
     counts = class_histograms(labels, data.labels[indices], len(stats.sizes), model.n_classes)
