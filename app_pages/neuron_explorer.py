@@ -45,6 +45,10 @@ switched_model = st.session_state.get("nx_model") not in (None, model_name)
 st.session_state["nx_model"] = model_name
 if switched_model and st.query_params.get("layer") not in layers:
     st.query_params.pop("layer", None)  # the previous model's layer: start afresh, nothing to report
+elif st.query_params.get("layer") in not_yet:
+    problems.append(f"`{st.query_params['layer']}` cannot be explored yet (its Hadamard embeddings need "
+                    f"input-dependent effective weights). Showing `{layers[0]}` instead.")
+    st.query_params["layer"] = layers[0]
 layer_param = choice_param("layer", layers, layers[0])
 layer = layer_param.value
 n_units = model.layer(layer).out_features

@@ -120,7 +120,7 @@ def test_a_chosen_cluster_count_and_top_k(cache_dir, bundled):
 
 @pytest.mark.parametrize(
     "params",
-    [{"top_k": 0}, {"top_k": -5}, {"top_k": 2001}, {"top_k": "500"}, {"top_k": 5.0}, {"n_clusters": 0},
+    [{"top_k": 0}, {"top_k": -5}, {"top_k": True}, {"top_k": 2001}, {"top_k": "500"}, {"top_k": 5.0}, {"n_clusters": 0},
      {"n_clusters": 13}, {"n_clusters": 2.0}, {"explained": 0}, {"explained": 2}, {"split": "validation"}],
 )
 def test_bad_parameters_are_refused_before_anything_is_written(cache_dir, params):

@@ -86,7 +86,8 @@ def test_similar_neurons_on_the_real_model_match_a_direct_computation(bundled):
 
 @pytest.mark.parametrize(
     ("layer", "unit"),
-    [("layers.0", 3), ("layers.0", -1), ("layers.0", 1.0), ("layers.0", "0"), ("layers.2", 0), ("nope", 0), ("", 0)],
+    [("layers.0", 3), ("layers.0", -1), ("layers.0", 1.0), ("layers.0", "0"), ("layers.0", True), ("layers.2", 0),
+     ("nope", 0), ("", 0)],
 )
 def test_bad_units_are_refused_with_a_clear_error(tiny, layer, unit):
     with pytest.raises(UnitError):

@@ -54,7 +54,8 @@ class AtlasParameters:
     split: Split = "train"
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.top_k, int | np.integer) and 1 <= self.top_k <= MAX_TOP_K):
+        if not (isinstance(self.top_k, int | np.integer) and not isinstance(self.top_k, bool)
+                and 1 <= self.top_k <= MAX_TOP_K):
             raise ClusterParameterError(f"top-k must be a whole number from 1 to {MAX_TOP_K}, got {self.top_k!r}")
         check_cluster_parameters(self.n_clusters, self.explained, MAX_CLUSTERS)
         if self.n_clusters is not None and self.n_clusters > MAX_CLUSTERS:

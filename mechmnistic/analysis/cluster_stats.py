@@ -106,11 +106,15 @@ def class_histograms(cluster_labels: np.ndarray, classes: np.ndarray, n_clusters
     return np.bincount(flat, minlength=n_clusters * n_classes).reshape(n_clusters, n_classes)
 
 
+def _is_whole(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
 def check_cluster_parameters(n_clusters: object, explained: object, max_clusters: object) -> None:
     """Raise ``ClusterParameterError`` unless the parameters are in range (see ``FeatureClusters``)."""
-    if n_clusters is not None and not (isinstance(n_clusters, Integral) and n_clusters >= 1):
+    if n_clusters is not None and not (_is_whole(n_clusters) and n_clusters >= 1):
         raise ClusterParameterError(f"the number of clusters must be a whole number >= 1, got {n_clusters!r}")
-    if not (isinstance(explained, Real) and 0 < explained <= 1):
+    if not (isinstance(explained, Real) and not isinstance(explained, bool) and 0 < explained <= 1):
         raise ClusterParameterError(f"the explained share must be in (0, 1], got {explained!r}")
-    if not (isinstance(max_clusters, Integral) and max_clusters >= 1):
+    if not (_is_whole(max_clusters) and max_clusters >= 1):
         raise ClusterParameterError(f"max_clusters must be a whole number >= 1, got {max_clusters!r}")

@@ -38,9 +38,13 @@ def check_unit(model: MNISTNet, layer: str, unit: int | None = None) -> torch.nn
     if layer not in hidden:
         raise UnitError(f"{layer!r} is not a hidden fully connected layer of this model; choose one of {hidden}")
     module = model.layer(layer)
-    if unit is not None and not (isinstance(unit, int | np.integer) and 0 <= unit < module.out_features):
+    if unit is not None and not (_is_whole(unit) and 0 <= unit < module.out_features):
         raise UnitError(f"{layer} has units 0-{module.out_features - 1}; got {unit!r}")
     return module
+
+
+def _is_whole(value: object) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
 
 
 def _next_layer(model: MNISTNet, layer: str) -> str:

@@ -147,6 +147,13 @@ def test_mlp_2x64_first_layer(cache_dir):
     assert not at.exception and shown_unit(at) == "layers.0 · neuron 63"
 
 
+def test_a_layer_without_embeddings_yet_is_named_as_such(cache_dir):
+    at = open_page(model="mlp-2x64", layer="layers.1", neuron="3")
+    assert not at.exception
+    assert "`layers.1` cannot be explored yet" in warnings(at)
+    assert shown_unit(at) == "layers.0 · neuron 3" and at.query_params["layer"] == "layers.0"
+
+
 def test_a_private_imported_model_is_explored_under_its_own_layer_names(cache_dir, digit_mlp_bytes):  # noqa: F811
     at = _upload(_session(), "my_mlp.safetensors", digit_mlp_bytes)  # mlp-1x64's weights saved as fc1/fc2
     at.button(key="import_load").click().run()
