@@ -209,9 +209,11 @@ with behaviour[1]:
 
 # -- top examples --------------------------------------------------------------------------------
 st.subheader("Top examples")
+identity_gap = float(np.abs(clusters.embeddings.sum(axis=(1, 2)) + clusters.biases - top.pre).max())
 st.caption(f"The {shown} training images (of the {params.top_k} analysed) with the highest pre-activation, "
-           "and their Hadamard embeddings: each pixel times its input weight. Red pixels push the neuron up, "
-           "blue ones down; an embedding's sum plus the bias is exactly the pre-activation.")
+           "each above its Hadamard embedding: every pixel times its (effective) input weight. Red pixels push the "
+           "neuron up, blue ones down; an embedding's sum plus the bias is the pre-activation "
+           f"(largest difference over the {params.top_k} examples: {identity_gap:.1e}).")
 first = slice(0, shown)
 st.plotly_chart(viz.examples_figure(train.images[top.indices[first]], top.indices[first], top.labels[first],
                                     top.activations[first], clusters.embeddings[first]), key="nx_fig_top")
@@ -223,7 +225,7 @@ with dl[0]:
         f"{stem}-top-examples.csv", key="nx_dl_top")
 with dl[1]:
     npz_button("Their embeddings (NPZ)", lambda: {"train_index": top.indices, "embeddings": clusters.embeddings,
-                                                  "bias": np.float32(inputs.bias)},
+                                                  "bias": clusters.biases, "pre_activation": top.pre},
                f"{stem}-embeddings.npz", key="nx_dl_emb")
 
 # -- feature clusters ----------------------------------------------------------------------------

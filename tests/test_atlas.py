@@ -98,8 +98,8 @@ def test_unit_clusters_embeddings_sum_to_the_pre_activation(atlas_and_progress, 
     model = bundled("mlp-1x64")
     unit = 17
     view = unit_clusters(model, atlas, unit)
-    bias = input_weights(model, "layers.0", unit).bias
-    np.testing.assert_allclose(view.embeddings.sum(axis=(1, 2)) + bias, atlas.top_pre[unit], atol=1e-4)
+    np.testing.assert_allclose(view.biases, input_weights(model, "layers.0", unit).bias, rtol=1e-6)
+    np.testing.assert_allclose(view.embeddings.sum(axis=(1, 2)) + view.biases, atlas.top_pre[unit], atol=1e-4)
     assert view.embeddings.shape == (500, 28, 28)
     assert view.class_counts.sum(axis=1).tolist() == view.stats.sizes.tolist()
     labels = mnist_train.labels[atlas.top_indices[unit]]

@@ -103,10 +103,11 @@ def atlas_is_cached(model: MNISTNet, layer: str, params: AtlasParameters | None 
     return is_cached(model, _ANALYSIS, (params or AtlasParameters()).key(layer))
 
 
-def _unit_embeddings(model: MNISTNet, layer: str, unit: int, images: np.ndarray) -> np.ndarray:
-    """Flattened Hadamard embeddings of one unit on ``images``: float32 ``[N, 784]``."""
-    maps = hadamard_embeddings(model, layer, images, units=np.array([unit])).maps[:, 0]
-    return maps.reshape(len(images), -1)
+def _unit_embeddings(model: MNISTNet, layer: str, unit: int, images: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One unit's Hadamard embeddings on ``images``, flattened: float32 ``[N, 784]``, and its
+    (effective) bias on each: float32 ``[N]``."""
+    found = hadamard_embeddings(model, layer, images, units=np.array([unit]))
+    return found.maps[:, 0].reshape(len(images), -1), found.bias[:, 0]
 
 
 def compute_atlas(model: MNISTNet, layer: str, params: AtlasParameters, progress: Progress | None = None) -> dict[str, np.ndarray]:
@@ -132,7 +133,7 @@ def compute_atlas(model: MNISTNet, layer: str, params: AtlasParameters, progress
             report(unit + 1, total, f"clustering unit {unit} of {n_units}")
             estimator = FeatureClusters(n_clusters=params.n_clusters, explained=params.explained,
                                         max_clusters=MAX_CLUSTERS)
-            fit = estimator.fit(_unit_embeddings(model, layer, unit, images[indices[unit]]))
+            fit = estimator.fit(_unit_embeddings(model, layer, unit, images[indices[unit]])[0])
             labels[unit], n_clusters[unit] = fit.labels_, fit.n_clusters_
             per_unit["explained"][unit] = fit.explained_
             per_unit["mean_intra"][unit] = fit.mean_intra_similarity_
@@ -160,13 +161,16 @@ class UnitClusters:
     """One unit's feature clusters, ready to show.
 
     ``embeddings`` float32 ``[K, 28, 28]``: the Hadamard embeddings of the top
-    examples (same order as the atlas); ``labels`` int64 ``[K]``: each
+    examples (same order as the atlas); ``biases`` float32 ``[K]``: the unit's
+    bias on each (input-dependent beyond the first layer), so
+    ``embeddings.sum((1, 2)) + biases`` is the pre-activation; ``labels`` int64 ``[K]``: each
     example's cluster; ``stats``: sizes, central examples (rows of
     ``embeddings``), mean embeddings ``[C, 784]`` and similarities;
     ``class_counts`` int64 ``[C, n_classes]``.
     """
 
     embeddings: np.ndarray
+    biases: np.ndarray
     labels: np.ndarray
     stats: ClusterStatistics
     class_counts: np.ndarray
@@ -189,7 +193,7 @@ def unit_clusters(model: MNISTNet, atlas: NeuronAtlas, unit: int) -> UnitCluster
     indices = atlas.top_indices[unit]
     labels = atlas.cluster_labels[unit]
     with one_thread():
-        flat = _unit_embeddings(model, atlas.layer, unit, data.images[indices])
+        flat, biases = _unit_embeddings(model, atlas.layer, unit, data.images[indices])
         stats = cluster_statistics(flat, labels)
     counts = class_histograms(labels, data.labels[indices], len(stats.sizes), model.n_classes)
-    return UnitClusters(flat.reshape(-1, 28, 28), labels, stats, counts)
+    return UnitClusters(flat.reshape(-1, 28, 28), biases, labels, stats, counts)

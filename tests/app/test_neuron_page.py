@@ -65,6 +65,8 @@ def test_first_visit_computes_the_atlas_then_a_deep_link_reproduces_the_view(cac
     assert shown_unit(at) == "layers.0 · neuron 17"
     assert at.number_input(key="nx_neuron").value == 17
     assert at.query_params["neuron"] == "17" and at.query_params["layer"] == "layers.0"
+    gap = next(c.value for c in at.caption if "largest difference" in c.value)
+    assert float(gap.rsplit(": ", 1)[1].rstrip(").")) < 1e-4, "embedding sums + bias = pre-activations, shown"
     shown = decoded(figure(at, "nx_fig_in")["data"][0]["z"]).reshape(28, 28)
     np.testing.assert_allclose(shown, input_weights(model, "layers.0", 17).weights, rtol=1e-6)
     expected, _ = similar_neurons(model, "layers.0", 17)
