@@ -150,6 +150,8 @@ def _browser(base: str) -> dict:
 
 
 def main() -> None:
+    # Other work on the machine slows everything here; the load average says how much there was.
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="mechmnistic-bench-") as cache:
         env = {**os.environ, "MECHMNISTIC_CACHE": cache, "PYTHONPATH": str(REPO)}
         result = {"first_analysis_mlp_1x64": _python(_FIRST_ANALYSIS, MODEL, LAYER, env=env)}
@@ -166,6 +168,7 @@ def main() -> None:
                     process.wait(10)
                 except subprocess.TimeoutExpired:
                     process.kill()
+    result["load_average_1m"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     result["targets"] = {"switch_s": 0.8, "deep_link_s": 1.0, "server_peak_mb": 1024, "first_analysis_s": 10}
     save("neuron_explorer", result)
 
