@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from mechmnistic.analysis.atlas import AtlasParameters, atlas_is_cached
-from mechmnistic.analysis.neurons import input_weights, similar_neurons
+from mechmnistic.analysis.neurons import input_weights, similar_neurons, top_examples
 
 from .conftest import assert_no_exception, wait_for_app
 from .test_import_page import _session, _upload, digit_mlp_bytes  # noqa: F401 (a fixture)
@@ -209,3 +211,21 @@ def test_next_and_previous_in_a_real_browser(page, app_url, bundled):
     page.wait_for_url(f"**neuron={first_similar}**")
     wait_for_app(page)
     assert f"layers.0 · neuron {first_similar}" in header_text(page)
+
+
+@pytest.mark.browser
+def test_downloads_carry_the_numbers_shown(page, app_url, bundled):
+    page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&neuron=12")
+    wait_for_app(page, timeout_ms=180_000)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Top 500 examples (CSV)").click()
+    table = pd.read_csv(io.BytesIO(download.value.path().read_bytes()))
+    expected = top_examples(bundled("mlp-1x64"), "layers.0", 12, k=500)
+    assert list(table.columns) == ["rank", "train_index", "label", "pre_activation", "activation", "cluster"]
+    np.testing.assert_array_equal(table["train_index"], expected.indices)
+    np.testing.assert_allclose(table["pre_activation"], expected.pre, rtol=1e-6)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Their embeddings (NPZ)").click()
+    with np.load(io.BytesIO(download.value.path().read_bytes())) as arrays:
+        np.testing.assert_allclose(arrays["embeddings"].sum(axis=(1, 2)) + arrays["bias"], arrays["pre_activation"],
+                                   atol=1e-4)
