@@ -156,7 +156,8 @@ except MechMNISTicError as error:
 
 st.header(f"{layer} · neuron {unit}")
 summary = st.columns(5)
-summary[0].metric("Fires on", f"{distribution.firing_fraction:.1%}", help="Share of training images with activation > 0")
+summary[0].metric("Fires on", f"{distribution.firing_fraction:.1%}",
+                  help="Share of training images with activation > 0")
 summary[1].metric("Mean activation", f"{distribution.mean:.3g}", help=f"std {distribution.std:.3g}")
 summary[2].metric("Max activation", f"{distribution.max:.3g}")
 summary[3].metric("Input bias", f"{inputs.bias:.3g}")

@@ -97,8 +97,8 @@ def test_class_histograms_count_members_per_class():
 
 @pytest.mark.parametrize(
     "params",
-    [{"n_clusters": 0}, {"n_clusters": 2.5}, {"n_clusters": "3"}, {"n_clusters": True}, {"explained": True}, {"explained": 0.0}, {"explained": 1.5},
-     {"explained": "high"}, {"max_clusters": 0}],
+    [{"n_clusters": 0}, {"n_clusters": 2.5}, {"n_clusters": "3"}, {"n_clusters": True}, {"explained": True},
+     {"explained": 0.0}, {"explained": 1.5}, {"explained": "high"}, {"max_clusters": 0}],
 )
 def test_bad_parameters_are_refused_at_fit_not_at_construction(params):
     estimator = FeatureClusters(**params)  # scikit-learn's contract: __init__ only stores

@@ -59,7 +59,9 @@ class AtlasParameters:
             raise ClusterParameterError(f"top-k must be a whole number from 1 to {MAX_TOP_K}, got {self.top_k!r}")
         check_cluster_parameters(self.n_clusters, self.explained, MAX_CLUSTERS)
         if self.n_clusters is not None and self.n_clusters > MAX_CLUSTERS:
-            raise ClusterParameterError(f"the number of clusters must be from 1 to {MAX_CLUSTERS}, got {self.n_clusters}")
+            raise ClusterParameterError(
+                f"the number of clusters must be from 1 to {MAX_CLUSTERS}, got {self.n_clusters}"
+            )
         if self.split not in ("train", "test"):
             raise ClusterParameterError(f"split must be 'train' or 'test', got {self.split!r}")
 
@@ -110,7 +112,9 @@ def _unit_embeddings(model: MNISTNet, layer: str, unit: int, images: np.ndarray)
     return found.maps[:, 0].reshape(len(images), -1), found.bias[:, 0]
 
 
-def compute_atlas(model: MNISTNet, layer: str, params: AtlasParameters, progress: Progress | None = None) -> dict[str, np.ndarray]:
+def compute_atlas(
+    model: MNISTNet, layer: str, params: AtlasParameters, progress: Progress | None = None
+) -> dict[str, np.ndarray]:
     """The atlas arrays, uncached (``neuron_atlas`` stores them)."""
     # Imported here: scikit-learn and SciPy are only needed to find clusters, and a server
     # that only reads stored atlases stays about 160 MB smaller without them.

@@ -155,7 +155,9 @@ def _edges_through_zero(values: np.ndarray, bins: int) -> np.ndarray:
     return edges.astype(np.float32)
 
 
-def distribution_from_values(pre: np.ndarray, labels: np.ndarray, n_classes: int, bins: int = 60) -> ActivationDistribution:
+def distribution_from_values(
+    pre: np.ndarray, labels: np.ndarray, n_classes: int, bins: int = 60
+) -> ActivationDistribution:
     """The distribution of one unit from its pre-activations ``pre`` float ``[N]`` and image ``labels`` int ``[N]``."""
     if bins < 1:
         raise UnitError(f"bins must be at least 1, got {bins}")
@@ -177,7 +179,9 @@ def distribution_from_values(pre: np.ndarray, labels: np.ndarray, n_classes: int
     )
 
 
-def activation_distribution(model: MNISTNet, layer: str, unit: int, split: Split = "train", bins: int = 60) -> ActivationDistribution:
+def activation_distribution(
+    model: MNISTNet, layer: str, unit: int, split: Split = "train", bins: int = 60
+) -> ActivationDistribution:
     """How ``(layer, unit)`` behaves over every image of ``split`` (activations cached on disk)."""
     check_unit(model, layer, unit)
     acts = layer_activations(model, layer, split)
@@ -205,7 +209,10 @@ def top_indices(pre: np.ndarray, k: int) -> np.ndarray:
     n = pre.shape[0]
     if not 1 <= k <= n:
         raise UnitError(f"top-k must be between 1 and {n}, got {k}")
-    candidates = np.argpartition(-pre, k - 1, axis=0)[:k] if k < n else np.tile(np.arange(n)[:, None], (1, pre.shape[1]))
+    if k < n:
+        candidates = np.argpartition(-pre, k - 1, axis=0)[:k]
+    else:
+        candidates = np.tile(np.arange(n)[:, None], (1, pre.shape[1]))
     values = np.take_along_axis(pre, candidates, axis=0)
     # Highest first; equal values by image index, so the order is reproducible.
     order = np.lexsort((candidates, -values), axis=0)
