@@ -5,8 +5,11 @@
   included), in a fresh process.
 * ``browser``: a real ``streamlit run`` driven by headless Chromium, warm
   cache. *Deep link*: from navigation to a finished page (script done and
-  every Plotly chart drawn) in a new tab. *Switch*: from clicking "Next" to
-  the next neuron's finished page. Medians over several repeats.
+  every Plotly chart drawn) in a new tab; the model zoo page's load is given
+  for comparison (what opening any page of the app costs on the machine).
+  *Switch*: from clicking "Next" to the next neuron's finished page, clicking
+  through neurons in one tab; the first switch after the load is reported
+  apart. Medians over several repeats.
 * ``server_compute``: the same two script runs through Streamlit's AppTest,
   which is the server's share of the time without the browser.
 * ``server_peak_mb``: the server process's peak resident memory (VmHWM).
@@ -38,12 +41,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 _FIRST_ANALYSIS = """
 import json, sys, time
 from mechmnistic import load_mnist, load_model
+from mechmnistic.analysis.activations import layer_activations
 from mechmnistic.analysis.atlas import neuron_atlas
 model = load_model(sys.argv[1]); load_mnist("train")
 start = time.perf_counter()
+layer_activations(model, sys.argv[2])
+activations = time.perf_counter() - start
 atlas = neuron_atlas(model, sys.argv[2])
-print(json.dumps({"seconds": round(time.perf_counter() - start, 3), "units": int(atlas.n_units),
-                  "max_clusters": int(atlas.n_clusters.max())}))
+total = time.perf_counter() - start
+print(json.dumps({"seconds": round(total, 3), "of_which_activations_s": round(activations, 3),
+                  "units": int(atlas.n_units), "max_clusters": int(atlas.n_clusters.max())}))
 """
 
 _SERVER_COMPUTE = """
@@ -106,47 +113,59 @@ def _peak_mb(pid: int) -> float:
     raise RuntimeError("no VmHWM")
 
 
-def _finished(page, neuron: int) -> None:
-    """Wait until the script has run for ``neuron`` and every Plotly chart is drawn."""
+def _finished(page, neuron: int | None = None) -> None:
+    """Wait until the script has run (for ``neuron``, when given) and every Plotly chart is drawn."""
     page.wait_for_function(
         """(neuron) => {
             const app = document.querySelector("[data-testid='stApp']");
             if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
             if (document.querySelector("[data-testid='stStatusWidget']")) return false;
-            const header = [...document.querySelectorAll('h2')].some(h => h.innerText.includes('neuron ' + neuron));
-            const charts = document.querySelectorAll("[data-testid='stPlotlyChart']");
-            const drawn = document.querySelectorAll("[data-testid='stPlotlyChart'] .main-svg");
-            return header && charts.length > 0 && drawn.length >= charts.length;
+            const header = neuron === null ||
+                [...document.querySelectorAll('h2')].some(h => h.innerText.includes('neuron ' + neuron));
+            const charts = [...document.querySelectorAll("[data-testid='stPlotlyChart']")];
+            return header && charts.every(chart => chart.querySelector('.main-svg'));
         }""",
         arg=neuron, timeout=120_000, polling="raf",
     )
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
 
 
 def _browser(base: str) -> dict:
     from playwright.sync_api import sync_playwright
 
     url = f"{base}/neuron?model={MODEL}&layer={LAYER}&neuron={START_NEURON}"
-    loads, switches = [], []
+
+    def timed_load(browser, address: str, neuron: int | None) -> float:
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        start = time.perf_counter()
+        page.goto(address)
+        _finished(page, neuron)
+        seconds = time.perf_counter() - start
+        page.close()
+        return seconds
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        for repeat in range(REPEATS + 1):  # the first round warms the server's caches
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            start = time.perf_counter()
-            page.goto(url)
-            _finished(page, START_NEURON)
-            load = time.perf_counter() - start
+        timed_load(browser, url, START_NEURON)  # warms the server's caches and the browser's copy of the app
+        loads = [timed_load(browser, url, START_NEURON) for _ in range(REPEATS)]
+        # The same for the model zoo page: what any page of this app costs to open here.
+        zoo_loads = [timed_load(browser, f"{base}/?model={MODEL}", None) for _ in range(REPEATS)]
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        _finished(page, START_NEURON)
+        switches = []
+        for step in range(1, REPEATS + 2):
             start = time.perf_counter()
             page.get_by_role("button", name="Next ▶").click()
-            page.wait_for_url(f"**neuron={START_NEURON + 1}**")
-            _finished(page, START_NEURON + 1)
-            switch = time.perf_counter() - start
-            page.close()
-            if repeat:
-                loads.append(load)
-                switches.append(switch)
+            page.wait_for_url(f"**neuron={START_NEURON + step}**")
+            _finished(page, START_NEURON + step)
+            switches.append(time.perf_counter() - start)
         browser.close()
-    return {"deep_link_s": round(statistics.median(loads), 3), "switch_s": round(statistics.median(switches), 3),
-            "deep_link_all_s": [round(v, 3) for v in loads], "switch_all_s": [round(v, 3) for v in switches]}
+    return {"deep_link_s": round(statistics.median(loads), 3),
+            "switch_s": round(statistics.median(switches[1:]), 3),
+            "first_switch_after_load_s": round(switches[0], 3),
+            "zoo_page_load_s": round(statistics.median(zoo_loads), 3),
+            "deep_link_all_s": [round(v, 3) for v in loads], "switch_all_s": [round(v, 3) for v in switches[1:]]}
 
 
 def main() -> None:
