@@ -26,16 +26,13 @@ model_name = st.session_state["active_model"]
 model = loaders.load_model(model_name)
 st.title("Neuron Explorer")
 
-layers, not_yet = neuron_data.explorable_layers(model_name)
+layers = neuron_data.explorable_layers(model_name)
 if not layers:
     st.info(
         f"`{model_name}` is a CNN: the Neuron Explorer covers the hidden units of MLPs for now "
         f"(CNN channels and fully connected units come in a later release). Pick an MLP in the sidebar."
     )
     st.stop()
-if not_yet:
-    st.caption(f"Not available yet for this model: {', '.join(not_yet)} (their Hadamard embeddings need "
-               "input-dependent effective weights).")
 
 # -- state from the URL ------------------------------------------------------------------------
 # The URL is the source of truth: it is read into the widgets on every run, and every widget
@@ -45,10 +42,6 @@ switched_model = st.session_state.get("nx_model") not in (None, model_name)
 st.session_state["nx_model"] = model_name
 if switched_model and st.query_params.get("layer") not in layers:
     st.query_params.pop("layer", None)  # the previous model's layer: start afresh, nothing to report
-elif st.query_params.get("layer") in not_yet:
-    problems.append(f"`{st.query_params['layer']}` cannot be explored yet (its Hadamard embeddings need "
-                    f"input-dependent effective weights). Showing `{layers[0]}` instead.")
-    st.query_params["layer"] = layers[0]
 layer_param = choice_param("layer", layers, layers[0])
 layer = layer_param.value
 n_units = model.layer(layer).out_features

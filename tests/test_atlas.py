@@ -15,7 +15,8 @@ from mechmnistic.analysis.atlas import (
 from mechmnistic.analysis.cluster_stats import ClusterParameterError
 from mechmnistic.analysis.clusters import FeatureClusters
 from mechmnistic.analysis.embeddings import hadamard_embeddings
-from mechmnistic.analysis.neurons import UnitError, input_weights, top_indices
+from mechmnistic.analysis.neurons import input_weights, top_indices
+from mechmnistic.analysis.units import UnitError
 from mechmnistic.cache import entry_path
 
 from .conftest import snapshot
@@ -108,6 +109,17 @@ def test_unit_clusters_embeddings_sum_to_the_pre_activation(atlas_and_progress, 
         np.testing.assert_array_equal(view.class_counts[c], np.bincount(labels[view.labels == c], minlength=10))
         np.testing.assert_allclose(view.mean_embeddings[c], view.embeddings[view.labels == c].mean(0), atol=1e-5)
     assert view.share_in_clusters_of_three_or_more >= 0.8
+
+
+def test_a_deeper_layer_through_grounding(cache_dir, bundled):
+    """mlp-2x64's second layer: effective weights depend on the input; the identity still holds exactly."""
+    model = bundled("mlp-2x64")
+    atlas = neuron_atlas(model, "layers.1")
+    assert atlas.top_indices.shape == (64, 500) and atlas.n_clusters.max() <= 12
+    for unit in (0, 40):
+        view = unit_clusters(model, atlas, unit)
+        np.testing.assert_allclose(view.embeddings.sum(axis=(1, 2)) + view.biases, atlas.top_pre[unit], atol=1e-4)
+        assert view.share_in_clusters_of_three_or_more >= 0.8
 
 
 def test_a_chosen_cluster_count_and_top_k(cache_dir, bundled):

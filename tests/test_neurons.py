@@ -8,7 +8,6 @@ import torch
 
 from mechmnistic import run_with_cache
 from mechmnistic.analysis.neurons import (
-    UnitError,
     activation_distribution,
     distribution_from_values,
     hidden_fc_layers,
@@ -18,6 +17,7 @@ from mechmnistic.analysis.neurons import (
     top_examples,
     top_indices,
 )
+from mechmnistic.analysis.units import UnitError
 from mechmnistic.models import CNNConfig, MLPConfig, Normalization, build_model
 
 

@@ -13,9 +13,7 @@ import streamlit as st
 
 from mechmnistic.analysis.activations import LayerActivations, layer_activations
 from mechmnistic.analysis.atlas import AtlasParameters, NeuronAtlas, atlas_is_cached, neuron_atlas
-from mechmnistic.analysis.embeddings import hadamard_embeddings
 from mechmnistic.analysis.neurons import hidden_fc_layers
-from mechmnistic.errors import MechMNISTicError
 
 from . import loaders
 
@@ -60,22 +58,7 @@ def atlas(model_name: str, layer: str, params: AtlasParameters) -> NeuronAtlas:
     return _stored_atlas(model_name, layer, params)
 
 
-@st.cache_data(show_spinner=False, max_entries=32)
-def explorable_layers(model_name: str) -> tuple[list[str], list[str]]:
-    """``(supported, not yet)``: hidden FC layers of an MLP whose Hadamard embeddings can be computed, and the rest.
-
-    Tried on one image, so layers become available as soon as the embeddings
-    support them, without a list to keep in step.
-    """
+def explorable_layers(model_name: str) -> list[str]:
+    """The layers the Neuron Explorer offers: every hidden layer of an MLP (CNNs come later)."""
     model = loaders.load_model(model_name)
-    if model.config.arch != "mlp":
-        return [], hidden_fc_layers(model)
-    probe = loaders.mnist("train").images[:1]
-    supported, missing = [], []
-    for layer in hidden_fc_layers(model):
-        try:
-            hadamard_embeddings(model, layer, probe, units=np.array([0]))
-            supported.append(layer)
-        except MechMNISTicError:
-            missing.append(layer)
-    return supported, missing
+    return hidden_fc_layers(model) if model.config.arch == "mlp" else []

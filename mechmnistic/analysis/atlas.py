@@ -34,7 +34,8 @@ from .cluster_stats import (
     cluster_statistics,
 )
 from .embeddings import hadamard_embeddings
-from .neurons import TopExamples, UnitError, check_unit, top_indices
+from .neurons import TopExamples, check_unit, top_indices
+from .units import UnitError
 
 #: ``progress(done, total, message)``: called as the atlas is computed (``done`` out of ``total`` steps).
 Progress = Callable[[int, int, str], None]

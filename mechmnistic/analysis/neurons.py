@@ -17,14 +17,11 @@ import numpy as np
 import torch
 
 from ..data import Split, load_mnist
-from ..errors import MechMNISTicError
 from ..models.architectures import MNISTNet
 from .activations import layer_activations
+from .connections import incoming_weights, outgoing_weights
 from .embeddings import first_layer_effective_weights
-
-
-class UnitError(MechMNISTicError, ValueError):
-    """A layer or unit that does not exist, or is not a hidden fully connected unit."""
+from .units import UnitError, check_units
 
 
 def hidden_fc_layers(model: MNISTNet) -> list[str]:
@@ -37,18 +34,9 @@ def check_unit(model: MNISTNet, layer: str, unit: int | None = None) -> torch.nn
     hidden = hidden_fc_layers(model)
     if layer not in hidden:
         raise UnitError(f"{layer!r} is not a hidden fully connected layer of this model; choose one of {hidden}")
-    module = model.layer(layer)
-    if unit is not None and not (_is_whole(unit) and 0 <= unit < module.out_features):
-        raise UnitError(f"{layer} has units 0-{module.out_features - 1}; got {unit!r}")
-    return module
-
-
-def _is_whole(value: object) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _next_layer(model: MNISTNet, layer: str) -> str:
-    return model.layer_names[model.layer_names.index(layer) + 1]
+    if unit is not None:
+        check_units(model, layer, [unit])
+    return model.layer(layer)
 
 
 # --------------------------------------------------------------------- weights
@@ -83,21 +71,19 @@ class OutputWeights:
 
 def input_weights(model: MNISTNet, layer: str, unit: int) -> InputWeights:
     """The weights into ``(layer, unit)``: pixel space for the first layer, else from the previous layer."""
-    module = check_unit(model, layer, unit)
+    check_unit(model, layer, unit)
     if layer == model.layer_names[0]:
         w, b = first_layer_effective_weights(model, np.array([unit]))
         return InputWeights(w[0], float(b[0]), "pixels")
-    previous = model.layer_names[model.layer_names.index(layer) - 1]
-    weights = module.weight.detach()[unit].float().numpy().copy()
-    return InputWeights(weights, float(module.bias.detach()[unit]), previous)
+    incoming = incoming_weights(model, layer, int(unit))
+    return InputWeights(incoming.weights, incoming.bias, incoming.sources.layer)
 
 
 def output_weights(model: MNISTNet, layer: str, unit: int) -> OutputWeights:
     """The weights out of ``(layer, unit)`` into every unit of the next layer (the classes, after the last)."""
     check_unit(model, layer, unit)
-    target = _next_layer(model, layer)
-    weights = model.layer(target).weight.detach()[:, unit].float().numpy().copy()
-    return OutputWeights(weights, target, target == model.layer_names[-1])
+    outgoing = outgoing_weights(model, layer, int(unit))
+    return OutputWeights(outgoing.weights, outgoing.target_layer, outgoing.target_layer == model.layer_names[-1])
 
 
 def similar_neurons(model: MNISTNet, layer: str, unit: int, count: int = 5) -> tuple[np.ndarray, np.ndarray]:

@@ -151,10 +151,17 @@ def test_mlp_2x64_first_layer(cache_dir):
     assert not at.exception and shown_unit(at) == "layers.0 · neuron 63"
 
 
-def test_a_layer_without_embeddings_yet_is_named_as_such(cache_dir):
+def test_a_deeper_layer_by_deep_link(cache_dir, bundled):
     at = open_page(model="mlp-2x64", layer="layers.1", neuron="3")
-    assert not at.exception
-    assert "`layers.1` cannot be explored yet" in warnings(at)
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="nx_layer").options == ["layers.0", "layers.1"]
+    assert shown_unit(at) == "layers.1 · neuron 3"
+    weights = bundled("mlp-2x64").get_submodule("layers.1").weight.detach().numpy()
+    bars = figure(at, "nx_fig_in")["data"][0]
+    np.testing.assert_allclose(decoded(bars["y"]), weights[3], rtol=1e-6)  # one bar per unit of layers.0
+    gap = next(c.value for c in at.caption if "largest difference" in c.value)
+    assert float(gap.rsplit(": ", 1)[1].rstrip(").")) < 1e-4, "embedding sums + effective bias = pre-activations"
+    at.selectbox(key="nx_layer").set_value("layers.0").run()
     assert shown_unit(at) == "layers.0 · neuron 3" and at.query_params["layer"] == "layers.0"
 
 
