@@ -160,12 +160,15 @@ def _unpool_conv_input_grad(
     for s in range(steps):
         for t in range(steps):
             poly[:, :, :, :, s : s + height, t : t + width] += patches[s, t]
-    full = poly.permute(2, 3, 4, 0, 5, 1).reshape(c_in, rows, pool * poly.shape[4], pool * poly.shape[5])
-    # The patches reach at most pixel pool*H' + k - 2 < in_size: cropping or zero-padding is exact.
-    out = grad.new_zeros(c_in, rows, in_size, in_size)
-    fit_h, fit_w = min(in_size, full.shape[2]), min(in_size, full.shape[3])
-    out[:, :, :fit_h, :fit_w] = full[:, :, :fit_h, :fit_w]
-    return out
+    # Interleave the phases straight into the output. The patches reach at most pixel
+    # pool*H' + k - 2 < in_size, so zero-padding or cropping the polyphase grid is exact.
+    grid_h, grid_w = poly.shape[4], poly.shape[5]
+    side_h, side_w = max(in_size, pool * grid_h), max(in_size, pool * grid_w)
+    covered = (side_h, side_w) == (pool * grid_h, pool * grid_w)
+    out = grad.new_empty(c_in, rows, side_h, side_w) if covered else grad.new_zeros(c_in, rows, side_h, side_w)
+    interleaved = out[:, :, : pool * grid_h, : pool * grid_w].view(c_in, rows, grid_h, pool, grid_w, pool)
+    interleaved.copy_(poly.permute(2, 3, 4, 0, 5, 1))
+    return out[:, :, :in_size, :in_size]
 
 
 def _place_kernels(weight: torch.Tensor, units: torch.Tensor, positions: torch.Tensor, in_size: int) -> torch.Tensor:
