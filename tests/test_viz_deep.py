@@ -30,6 +30,8 @@ def test_filters_grid_of_a_real_layer(bundled):
     np.testing.assert_allclose(z[top : top + 3, left : left + 3], f.weights[5, 3])
     assert trace.zmid == 0 and trace.zmax == -trace.zmin == np.abs(f.weights).max()
     assert trace.customdata[top][left][0] == "conv2 ch5 ← conv1 ch3"
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts == [f"ch{o}" for o in range(16)] + [f"ch{i}" for i in range(8)]  # rows, then columns
 
 
 def test_feature_maps_and_examples_with_boxes(bundled, mnist_test):
@@ -39,12 +41,14 @@ def test_feature_maps_and_examples_with_boxes(bundled, mnist_test):
     z = np.asarray(fig.data[0].z, dtype=float)
     top, left = tile_origin(6, 8, 26, 26)
     np.testing.assert_allclose(z[top : top + 26, left : left + 26], maps[6])
+    assert [a.text for a in fig.layout.annotations] == [f"ch{c}" for c in range(8)]
     best = top_channel_examples(model, "conv2", 3, k=6, split="test")
     fig = examples_with_boxes(mnist_test.images[best.indices], best.boxes, [f"#{i}" for i in best.indices], columns=3)
     assert len(fig.layout.shapes) == 6
     shape, (r0, c0, r1, c1) = fig.layout.shapes[4], best.boxes[4]
     top, left = tile_origin(4, 3, 28, 28)
-    assert (shape.x0, shape.x1, shape.y0, shape.y1) == (left + c0 - 0.5, left + c1 + 0.5, top + r0 - 0.5, top + r1 + 0.5)
+    expected = (left + c0 - 0.5, left + c1 + 0.5, top + r0 - 0.5, top + r1 + 0.5)
+    assert (shape.x0, shape.x1, shape.y0, shape.y1) == expected
     assert np.nanmax(np.asarray(fig.data[0].z, dtype=float)) <= 1.0
 
 
