@@ -52,7 +52,7 @@ with st.expander("Optimisation settings", expanded=False):
     columns = st.columns(4)
     on_steps = url_bound("features_steps", "steps", int_param("steps", 1, 1000, 100))
     steps = columns[0].number_input("Adam steps", 1, 1000, key="features_steps", on_change=on_steps)
-    on_lr = url_bound("features_lr", "lr", float_param("lr", 1e-4, 1.0, 0.05))
+    on_lr = url_bound("features_lr", "lr", float_param("lr", 0.05, 1e-4, 1.0))
     lr = columns[1].number_input("Learning rate", 1e-4, 1.0, key="features_lr", on_change=on_lr, format="%.4f")
     on_init = url_bound("features_init", "init", choice_param("init", list(INITS), "zeros"))
     init = columns[2].selectbox("Start from", list(INITS), format_func=INITS.get, key="features_init",
@@ -60,9 +60,9 @@ with st.expander("Optimisation settings", expanded=False):
     on_start = url_bound("features_start", "start", int_param("start", 0, 59_999, 6))
     start = columns[3].number_input("Training image", 0, 59_999, key="features_start", on_change=on_start,
                                     disabled=init != "example")
-    on_l2 = url_bound("features_l2", "l2", float_param("l2", 0.0, 100.0, 0.0))
+    on_l2 = url_bound("features_l2", "l2", float_param("l2", 0.0, 0.0, 100.0))
     l2 = columns[0].number_input("L2 penalty", 0.0, 100.0, key="features_l2", on_change=on_l2, format="%.4f")
-    on_blur = url_bound("features_blur", "blur", float_param("blur", 0.0, 5.0, 0.0))
+    on_blur = url_bound("features_blur", "blur", float_param("blur", 0.0, 0.0, 5.0))
     blur = columns[1].number_input("Blur (pixels)", 0.0, 5.0, key="features_blur", on_change=on_blur, step=0.25)
     on_jitter = url_bound("features_jitter", "jitter", int_param("jitter", 0, 8, 0))
     jitter = columns[2].number_input("Jitter (pixels)", 0, 8, key="features_jitter", on_change=on_jitter)

@@ -61,9 +61,9 @@ on_colour = url_bound("geometry_color", "color", choice_param("color", list(COLO
 colouring = colour_column.radio("Colour points by", list(COLOURINGS), format_func=COLOURINGS.get, horizontal=True,
                                 key="geometry_color", on_change=on_colour)
 on_template = url_bound("geometry_template", "template", text_param("template", "train:6", 40))
-on_center = url_bound("geometry_center", "center", float_param("center", -1.0, 2.0, 0.5))
-on_low = url_bound("geometry_low", "low", float_param("low", -1e5, 1e5, None))
-on_high = url_bound("geometry_high", "high", float_param("high", -1e5, 1e5, None))
+on_center = url_bound("geometry_center", "center", float_param("center", 0.5, -1.0, 2.0))
+on_low = url_bound("geometry_low", "low", float_param("low", None, -1e5, 1e5))
+on_high = url_bound("geometry_high", "high", float_param("high", None, -1e5, 1e5))
 scored = colouring in ("score", "region")
 template_ref = template_column.text_input(
     "Template", key="geometry_template", on_change=on_template, disabled=not scored,

@@ -61,8 +61,8 @@ def set_params(**values: object) -> None:
             st.query_params[key] = str(value)
 
 
-def float_param(name: str, low: float, high: float, default: float | None) -> Param:
-    """A finite number in ``[low, high]`` from ``?name=``; junk or out-of-range gives the default and a message."""
+def float_param(name: str, default: float | None, low: float = -1e12, high: float = 1e12) -> Param:
+    """A finite number in ``[low, high]`` from ``?name=``; junk gives the default and a message."""
     raw = st.query_params.get(name)
     if raw is None or raw == "":
         return Param(default)
@@ -70,10 +70,9 @@ def float_param(name: str, low: float, high: float, default: float | None) -> Pa
         value = float(raw.strip()) if len(raw) <= 32 else None
     except ValueError:
         value = None
-    if value is None or value != value or value in (float("inf"), float("-inf")):
-        return Param(default, f"`{name}` must be a number; got {_shown(raw)}. Showing the default instead.")
-    if not low <= value <= high:
-        return Param(default, f"`{name}`={value:g} is out of range ({low:g}–{high:g}). Showing the default instead.")
+    if value is None or not (low <= value <= high):  # also refuses nan and inf
+        return Param(default, f"`{name}` must be a number between {low:g} and {high:g}; got {_shown(raw)}. "
+                              "Showing the default instead.")
     return Param(value)
 
 
