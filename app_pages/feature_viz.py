@@ -6,13 +6,14 @@ import streamlit as st
 
 from mechmnistic.analysis import feature_viz as fv
 from mechmnistic.analysis import geometry as g
+from mechmnistic.analysis.units import resolve_units
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz.feature_viz import feature_grid
+from ui import bound, loaders
 from ui import geometry as data
-from ui import loaders
 from ui.downloads import csv_button, npz_button
 from ui.links import CLASSIFY_PAGE, NEURON_PAGE, classify_href, neuron_href
-from ui.params import choice_param, float_param, int_param, set_params, text_param, url_bound
+from ui.params import set_params
 
 TARGETS = {"units": "units", "directions": "directions (PCA, logit difference, templates, fits)"}
 INITS = {"zeros": "zeros", "noise": "uniform noise", "example": "a training image"}
@@ -29,62 +30,45 @@ model_name = st.session_state["active_model"]
 model = loaders.load_model(model_name)
 layers = list(model.layer_names)
 if st.session_state.get("features_model", model_name) != model_name:
-    set_params(layer=None, units=None, dirs=None)
+    for key, url in {"features_layer": "layer", "features_units": "units", "features_dirs": "dirs"}.items():
+        st.session_state.pop(key, None)
+        set_params(**{url: None})
 st.session_state["features_model"] = model_name
 
 layer_column, target_column = st.columns([1, 2])
-default_layer = layers[-2] if len(layers) > 1 else layers[0]
-on_layer = url_bound("features_layer", "layer", choice_param("layer", layers, default_layer))
-layer = layer_column.selectbox("Layer", layers, key="features_layer", on_change=on_layer)
-on_target = url_bound("features_target", "target", choice_param("target", list(TARGETS), "units"))
-target = target_column.radio("Maximise", list(TARGETS), format_func=TARGETS.get, horizontal=True,
-                             key="features_target", on_change=on_target)
+layer = bound.select(layer_column, "Layer", layers, "features_layer", "layer",
+                     layers[-2] if len(layers) > 1 else layers[0])
+target = bound.radio(target_column, "Maximise", list(TARGETS), "features_target", "target", "units",
+                     format_func=TARGETS.get, horizontal=True)
 if target == "units":
-    on_units = url_bound("features_units", "units", text_param("units", "all", 200))
-    units_text = st.text_input("Units", key="features_units", on_change=on_units,
-                               help="all, or a list with ranges: 0-9, 17, 42")
+    units_text = bound.text(st, "Units", "features_units", "units", "all", max_chars=400,
+                            help="Indices, ranges and groups: 0-9, 17, dead, alive or all")
 else:
-    on_dirs = url_bound("features_dirs", "dirs", text_param("dirs", "logit:1-0;pc1;pc2"))
-    dirs_text = st.text_input("Directions (separate with ;)", key="features_dirs", on_change=on_dirs,
-                              help=g.SPEC_HELP)
+    dirs_text = bound.text(st, "Directions (separate with ;)", "features_dirs", "dirs", "logit:1-0;pc1;pc2",
+                           max_chars=1000, help=g.SPEC_HELP)
 
 with st.expander("Optimisation settings", expanded=False):
     columns = st.columns(4)
-    on_steps = url_bound("features_steps", "steps", int_param("steps", 1, 1000, 100))
-    steps = columns[0].number_input("Adam steps", 1, 1000, key="features_steps", on_change=on_steps)
-    on_lr = url_bound("features_lr", "lr", float_param("lr", 0.05, 1e-4, 1.0))
-    lr = columns[1].number_input("Learning rate", 1e-4, 1.0, key="features_lr", on_change=on_lr, format="%.4f")
-    on_init = url_bound("features_init", "init", choice_param("init", list(INITS), "zeros"))
-    init = columns[2].selectbox("Start from", list(INITS), format_func=INITS.get, key="features_init",
-                                on_change=on_init)
-    on_start = url_bound("features_start", "start", int_param("start", 0, 59_999, 6))
-    start = columns[3].number_input("Training image", 0, 59_999, key="features_start", on_change=on_start,
-                                    disabled=init != "example")
-    on_l2 = url_bound("features_l2", "l2", float_param("l2", 0.0, 0.0, 100.0))
-    l2 = columns[0].number_input("L2 penalty", 0.0, 100.0, key="features_l2", on_change=on_l2, format="%.4f")
-    on_blur = url_bound("features_blur", "blur", float_param("blur", 0.0, 0.0, 5.0))
-    blur = columns[1].number_input("Blur (pixels)", 0.0, 5.0, key="features_blur", on_change=on_blur, step=0.25)
-    on_jitter = url_bound("features_jitter", "jitter", int_param("jitter", 0, 8, 0))
-    jitter = columns[2].number_input("Jitter (pixels)", 0, 8, key="features_jitter", on_change=on_jitter)
-    on_seed = url_bound("features_seed", "seed", int_param("seed", 0, 2**31 - 1, 0))
-    seed = columns[3].number_input("Seed", 0, 2**31 - 1, key="features_seed", on_change=on_seed)
-    on_clamp = url_bound("features_clamp", "clamp", choice_param("clamp", ["1", "0"], "1"))
-    clamp = columns[0].radio("Pixels", ["1", "0"], key="features_clamp", on_change=on_clamp, horizontal=True,
-                             format_func={"1": "clamped to [0, 1]", "0": "free"}.get)
-    on_nearest = url_bound("features_nearest", "nearest", int_param("nearest", 0, 10, 3))
-    nearest_k = columns[1].number_input("Nearest training images", 0, 10, key="features_nearest",
-                                        on_change=on_nearest)
-    on_columns = url_bound("features_columns", "columns", int_param("columns", 1, 12, 5))
-    grid_columns = columns[2].number_input("Results per row", 1, 12, key="features_columns", on_change=on_columns)
+    steps = bound.integer(columns[0], "Adam steps", 1, 1000, "features_steps", "steps", 100)
+    lr = bound.number(columns[1], "Learning rate", "features_lr", "lr", 0.05, 1e-4, 1.0, format="%.4f")
+    init = bound.select(columns[2], "Start from", list(INITS), "features_init", "init", "zeros",
+                        format_func=INITS.get)
+    start = bound.integer(columns[3], "Training image", 0, 59_999, "features_start", "start", 6,
+                          disabled=init != "example")
+    l2 = bound.number(columns[0], "L2 penalty", "features_l2", "l2", 0.0, 0.0, 100.0, format="%.4f")
+    blur = bound.number(columns[1], "Blur (pixels)", "features_blur", "blur", 0.0, 0.0, 5.0, step=0.25)
+    jitter = bound.integer(columns[2], "Jitter (pixels)", 0, 8, "features_jitter", "jitter", 0)
+    seed = bound.integer(columns[3], "Seed", 0, 2**31 - 1, "features_seed", "seed", 0)
+    free = bound.flag(columns[0], "Let pixels leave [0, 1]", "features_free", "free")
+    nearest_k = bound.integer(columns[1], "Nearest training images", 0, 10, "features_nearest", "nearest", 3)
+    grid_columns = bound.integer(columns[2], "Results per row", 1, 12, "features_columns", "columns", 5)
 
 try:
-    config = fv.FeatureVizConfig(steps=int(steps), lr=float(lr), init=f"train:{start}" if init == "example" else init,
-                                 l2=float(l2), blur=float(blur), jitter=int(jitter), clamp=clamp == "1",
-                                 seed=int(seed))
+    config = fv.FeatureVizConfig(steps=steps, lr=float(lr), init=f"train:{start}" if init == "example" else init,
+                                 l2=float(l2), blur=float(blur), jitter=jitter, clamp=not free, seed=seed)
     if target == "units":
-        result = data.unit_visualization(model_name, layer, config)
-        chosen = data.parse_units(units_text, len(result.names))
-        result = result.subset(chosen)
+        chosen = resolve_units(model, layer, units_text or "all")
+        result = data.unit_visualization(model_name, layer, config).subset(chosen.tolist())
     else:
         specs = tuple(s.strip() for s in dirs_text.split(";") if s.strip())
         if not specs:

@@ -11,6 +11,7 @@ import torch
 from mechmnistic import run_with_cache
 from mechmnistic.analysis import feature_viz as fv
 from mechmnistic.analysis import geometry as g
+from mechmnistic.errors import MechMNISTicError
 from mechmnistic.models import MLPConfig, Normalization, build_model
 
 UNITS = [3, 17, 42, 120, 199]
@@ -179,9 +180,9 @@ def test_bad_settings_are_refused(settings, message):
 
 def test_bad_targets_are_refused(bundled):
     model = bundled("challenge-cnn")
-    with pytest.raises(fv.FeatureVizError, match="units 0..199"):
+    with pytest.raises(MechMNISTicError, match="units 0..199"):
         fv.unit_objectives(model, "fc1", [200])
-    with pytest.raises(fv.FeatureVizError, match="no layer"):
+    with pytest.raises(MechMNISTicError, match="no layer"):
         fv.unit_objectives(model, "fc7")
     with pytest.raises(fv.FeatureVizError, match="out of range"):
         fv.optimize_inputs(model, fv.unit_objectives(model, "fc1", [0]), fv.FeatureVizConfig(init="train:99999"))

@@ -10,6 +10,7 @@ from sklearn.decomposition import PCA
 from mechmnistic import run_with_cache
 from mechmnistic.analysis import geometry as g
 from mechmnistic.analysis.activations import layer_activations
+from mechmnistic.errors import MechMNISTicError
 from mechmnistic.hooks import forward_to
 from mechmnistic.models import CNNConfig, MLPConfig, build_model
 
@@ -89,7 +90,7 @@ def test_too_large_spaces_and_unknown_layers_are_refused():
     model = build_model(CNNConfig(conv_channels=(32,), kernel_sizes=(3,), fc_sizes=(10,)))
     with pytest.raises(g.GeometryError, match="too many"):
         g.activation_space(model, "conv1")  # 32 x 13 x 13 = 5408 coordinates
-    with pytest.raises(g.GeometryError, match="no layer 'fc9'"):
+    with pytest.raises(MechMNISTicError, match="no layer 'fc9'"):
         g.activation_space(model, "fc9")
 
 
@@ -178,7 +179,7 @@ def test_template_arrow_ends_at_the_template_point(bundled, challenge_fc1):
     np.testing.assert_allclose(arrow.end, fit.scores[6, :2], atol=1e-3)
     assert fit.scores[6, 0] == pytest.approx(fit.scores[:, 0].max())  # the furthest-out point of its arm
     inverse = g.build_direction(model, fit, "template:1-train:6")
-    assert inverse.name == "1 − train:6"
+    assert inverse.name == "1 - train:6" and inverse.spec == "template:1-train:6"
 
 
 def test_unit_arrows_and_projections(challenge_fc1, bundled, mnist_train):
@@ -215,7 +216,9 @@ def test_loadings_are_std_weighted_unit_directions(bundled, challenge_fc1):
         ("logit:1-1", "two different classes"),
         ("logit:2-0", "class 2 does not exist"),
         ("template:train:60000", "out of range"),
-        ("template:nope", "must look like"),
+        ("template:nope", "use train:N, test:N or unit:LAYER:N"),
+        ("template:unit:fc1:200", "out of range"),
+        ("template:/etc/passwd.png", "use train:N"),
         ("fit:pc1=0..1", "unknown direction"),
         ("fit:pc1=5..1@pc2", "empty"),
         ("fit:pc1=a..b@pc2", "bad interval"),

@@ -43,12 +43,12 @@ def test_pca_text_output_reads_well():
 
 
 def test_featviz_json_gives_the_python_numbers(bundled):
-    out = cli("featviz", "challenge-cnn", "--layer", "fc1", "--units", "175", "76", "--steps", "30", "--nearest", "2",
+    out = cli("featviz", "challenge-cnn", "--layer", "fc1", "--units", "175,76", "--steps", "30", "--nearest", "2",
               "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
-    expected = fv.visualize_units(bundled("challenge-cnn"), "fc1", [175, 76], fv.FeatureVizConfig(steps=30))
-    assert [r["unit"] for r in result["results"]] == [175, 76] and result["clamped"] is True
+    expected = fv.visualize_units(bundled("challenge-cnn"), "fc1", [76, 175], fv.FeatureVizConfig(steps=30))
+    assert [r["unit"] for r in result["results"]] == [76, 175] and result["clamped"] is True
     np.testing.assert_array_equal([r["objective_end"] for r in result["results"]], expected.final)
     nearest = fv.nearest_training_examples(expected.images, 2)
     assert [n["train_index"] for n in result["results"][0]["nearest"]] == nearest.indices[0].tolist()
@@ -77,6 +77,7 @@ def test_featviz_directions(tmp_path):
         (["pca", "challenge-cnn", "--layer", "fc1", "--save", "OUT/x.npz"], "does not exist"),
         (["pca", "challenge-cnn", "--layer", "fc1", "--save", "OUT.txt"], "must end in .npz"),
         (["featviz", "challenge-cnn", "--layer", "fc1", "--units", "200"], "units 0..199"),
+        (["featviz", "challenge-cnn", "--layer", "fc1", "--units", "nope"], "unknown unit group 'nope'"),
         (["featviz", "challenge-cnn", "--layer", "fc1", "--steps", "0"], "steps must be"),
         (["featviz", "challenge-cnn", "--layer", "fc1", "--init", "train:70000"], "out of range"),
         (["featviz", "challenge-cnn", "--layer", "fc1", "--nearest", "0"], "--nearest must be 1..50"),

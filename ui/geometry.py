@@ -1,5 +1,8 @@
 """Streamlit glue for the Activation geometry and Feature visualisation pages.
 
+Predictions and template scores come from ``ui.circuit_data`` (the same arrays
+the circuit pages use).
+
 Heavy results live in the on-disk cache (``mechmnistic.cache``), which is quick
 to read back, so the first computation can show a real progress bar (a
 Streamlit element cannot be driven from inside an ``st.cache_*`` function).
@@ -17,8 +20,7 @@ import streamlit as st
 
 from mechmnistic.analysis import feature_viz as fv
 from mechmnistic.analysis import geometry as g
-from mechmnistic.analysis.activations import layer_activations
-from mechmnistic.labels import template_similarity
+from mechmnistic.cache import model_fingerprint
 
 from . import loaders
 from .links import go_to, href
@@ -65,29 +67,15 @@ def layer_pca(model_name: str, layer: str) -> g.LayerPCA:
     return with_progress(text, lambda progress: g.layer_pca(model, layer, progress=progress))
 
 
-@st.cache_resource(show_spinner="Predicting every training image…", max_entries=8)
-def train_predictions(model_name: str) -> np.ndarray:
-    """The model's predicted class for each training image, int64 ``[60000]`` (from the cached logits)."""
-    model = loaders.load_model(model_name)
-    return layer_activations(model, model.layer_names[-1], "train").values.argmax(axis=1)
-
-
-@st.cache_data(show_spinner="Scoring every training image…", max_entries=16)
-def template_scores(reference: str, center: float) -> np.ndarray:
-    """``labels.template_similarity`` of every training image to ``template_pixels(reference)``, float64 ``[60000]``.
-
-    Computed 10,000 images at a time to keep memory small.
-    """
-    template = g.template_pixels(reference)
-    images = loaders.mnist("train").images
-    return np.concatenate([template_similarity(images[s : s + 10_000] / np.float32(255), template, center)
-                           for s in range(0, len(images), 10_000)])
-
-
 @st.cache_resource(show_spinner="Building the direction…", max_entries=64)
-def direction(model_name: str, layer: str, spec: str) -> g.Direction:
+def _direction(model_name: str, fingerprint: str, layer: str, spec: str) -> g.Direction:
     model = loaders.load_model(model_name)
     return g.build_direction(model, g.layer_pca(model, layer), spec)
+
+
+def direction(model_name: str, layer: str, spec: str) -> g.Direction:
+    """The direction a spec names (``analysis.geometry.build_direction``), kept per model weights."""
+    return _direction(model_name, model_fingerprint(loaders.load_model(model_name)), layer, spec)
 
 
 def directions(model_name: str, layer: str, specs: list[str]) -> tuple[list[g.Direction], list[str]]:
@@ -129,19 +117,3 @@ def direction_visualization(model_name: str, layer: str, specs: tuple[str, ...],
 def nearest_examples(images: np.ndarray, k: int) -> fv.NearestExamples:
     return fv.nearest_training_examples(images, k)
 
-
-def parse_units(text: str, count: int) -> list[int]:
-    """``"all"`` or ``"0-9, 17"`` -> unit indices (in the order given, repeats dropped); bad text is an error."""
-    text = text.strip().lower()
-    if text in ("", "all"):
-        return list(range(count))
-    chosen: list[int] = []
-    for part in text.replace(" ", "").split(","):
-        low, _, high = part.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            raise fv.FeatureVizError(f"units: {part!r} is not a unit or a range like 0-9")
-        first, last = int(low), int(high or low)
-        if not 0 <= first <= last < count:
-            raise fv.FeatureVizError(f"units: {part} is outside 0..{count - 1}")
-        chosen += [u for u in range(first, last + 1) if u not in chosen]
-    return chosen

@@ -74,25 +74,3 @@ def float_param(name: str, default: float | None, low: float = -1e12, high: floa
         return Param(default, f"`{name}` must be a number between {low:g} and {high:g}; got {_shown(raw)}. "
                               "Showing the default instead.")
     return Param(value)
-
-
-def text_param(name: str, default: str, max_chars: int = 500) -> Param:
-    """Raw text from ``?name=`` for the core to parse; overlong text gives the default and a message."""
-    raw = st.query_params.get(name)
-    if raw is None:
-        return Param(default)
-    if len(raw) > max_chars:
-        return Param(default, f"`{name}` is longer than {max_chars} characters. Showing the default instead.")
-    return Param(raw)
-
-
-def url_bound(key: str, name: str, param: Param, to_url=str):
-    """Give widget ``key`` the URL's value and return the ``on_change`` that writes it back as ``?name=``.
-
-    The URL is the source of truth: a deep link sets the widget, and every
-    change the user makes goes into the URL, so the view can be shared.
-    """
-    if param.problem:
-        st.warning(param.problem)
-    st.session_state[key] = param.value
-    return lambda: set_params(**{name: to_url(st.session_state[key])})

@@ -72,6 +72,7 @@ from ..labels import template_image
 from ..models.architectures import MNISTNet
 from .activations import is_conv
 from .geometry import ActivationSpace, Direction, Progress
+from .units import check_units
 
 _INIT = re.compile(r"^(zeros|noise|(train|test):\d+)$")
 
@@ -108,18 +109,14 @@ class Objectives:
 
 def unit_objectives(model: MNISTNet, layer: str, units: Sequence[int] | None = None) -> Objectives:
     """One objective per unit of ``layer`` (default: all), as the module docstring defines."""
-    if layer not in model.layer_names:
-        raise FeatureVizError(f"no layer {layer!r}; layers are {', '.join(model.layer_names)}")
+    chosen = check_units(model, layer, units).tolist()
+    if not chosen:
+        raise FeatureVizError("no units to visualise")
     hook = f"{layer}.pre"
     with torch.inference_mode(), eval_mode(model):
         shape = forward_to(model, torch.zeros(1, 28, 28, dtype=next(model.parameters()).dtype), hook).shape[1:]
-    count = shape[0]
-    chosen = list(range(count)) if units is None else [int(u) for u in units]
-    bad = [u for u in chosen if not 0 <= u < count]
-    if bad or not chosen:
-        raise FeatureVizError(f"{layer} has units 0..{count - 1}; got {bad or 'none'}")
-    per_unit = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-    weights = torch.zeros(len(chosen), count, per_unit)
+    per_unit = int(np.prod(shape[1:])) if len(shape) > 1 else 1  # positions of a conv channel's map
+    weights = torch.zeros(len(chosen), shape[0], per_unit)
     weights[torch.arange(len(chosen)), torch.tensor(chosen)] = 1.0 / per_unit
     what = "channel" if is_conv(model, layer) else "unit"
     return Objectives(layer, hook, weights.flatten(1), tuple(f"{layer} {what} {u}" for u in chosen),
@@ -379,10 +376,9 @@ def visualize_units(
     costs little more than one unit.
     """
     every = unit_objectives(model, layer)
-    if units is None:
-        return visualize(model, every, config, progress=progress)
-    unit_objectives(model, layer, units)  # validates them
-    return visualize(model, every, config, progress=progress).subset([int(u) for u in units])
+    chosen = check_units(model, layer, units)
+    result = visualize(model, every, config, progress=progress)
+    return result if units is None else result.subset(chosen.tolist())
 
 
 @dataclass(frozen=True)

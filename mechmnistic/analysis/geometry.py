@@ -49,7 +49,8 @@ Directions (``build_direction`` parses a spec; each kind also has its own functi
   in the plot, and the rest of ``v`` says how every other coordinate moves
   along it. Its arrow is that fitted line over the group's range of ``t``.
 * ``template:REF`` / ``template:1-REF``: an input's activation (REF is
-  ``train:N`` or ``test:N``; ``1-`` inverts the image, ``1 - t``). The vector is
+  ``train:N``, ``test:N`` or ``unit:LAYER:N``, as ``analysis.templates``
+  resolves them; ``1-`` inverts the image, ``1 - t``). The vector is
   ``a(t) - mean_``; its arrow runs from the mean to the input's own point.
 
 Projection onto the PCA plane of components ``(i, j)``: a vector ``v`` maps to
@@ -83,9 +84,10 @@ from ..cache import cached, is_cached
 from ..data import Split, load_mnist
 from ..errors import MechMNISTicError
 from ..hooks import eval_mode, forward_to, hooks, to_pixels
-from ..labels import template_image
 from ..models.architectures import MNISTNet
-from .activations import activation_hook, is_conv, layer_activations
+from .activations import is_conv, layer_activations
+from .templates import Template, TemplateError, resolve_template
+from .units import n_units, output_hook
 
 #: Largest activation space PCA accepts (a float64 covariance of 128 MiB).
 MAX_DIM = 4096
@@ -143,17 +145,15 @@ class ActivationSpace:
 
 
 def activation_space(model: MNISTNet, layer: str) -> ActivationSpace:
-    """The activation space of ``layer`` (see the module docstring)."""
-    if layer not in model.layer_names:
-        raise GeometryError(f"no layer {layer!r}; layers are {', '.join(model.layer_names)}")
+    """The activation space of ``layer`` (see the module docstring): what the next layer reads."""
+    hook = output_hook(model, layer)  # checks the layer
     if is_conv(model, layer):
-        hook = f"{layer}.pool"
         with torch.inference_mode(), eval_mode(model):
             shape = tuple(forward_to(model, torch.zeros(1, 28, 28), hook).shape[1:])
         space = ActivationSpace(layer, hook, "conv", shape)
     else:
         kind = "output" if layer == model.layer_names[-1] else "fc"
-        space = ActivationSpace(layer, activation_hook(model, layer), kind, (model.layer(layer).out_features,))
+        space = ActivationSpace(layer, hook, kind, (n_units(model, layer),))
     if space.dim > MAX_DIM:
         raise GeometryError(f"{space.describe()}: more than {MAX_DIM} coordinates, too many for an exact PCA here")
     return space
@@ -536,27 +536,28 @@ def regression_direction(
                      note=f"least squares over {size:,} points")
 
 
-def template_pixels(ref: str) -> np.ndarray:
-    """``train:N`` / ``test:N`` -> that image, ``1-train:N`` -> its inverse ``1 - t``; float32 ``[28, 28]``."""
-    text = ref.strip()
-    inverted = text.startswith("1-")
+def template_direction(model: MNISTNet, fit: LayerPCA, template: Template) -> Direction:
+    """The activation of a template image (``analysis.templates.resolve_template``), as a displacement from the mean.
+
+    Its arrow runs from the mean activation to the template's own point.
+    """
+    pixels = np.asarray(template.image, dtype=np.float32)[None]
+    point = space_activations(model, fit.space, pixels)[0].astype(np.float64)
+    spec = f"template:{'1-' if template.inverted else ''}{template.source}"
+    return Direction(spec, template.label, "template", point - fit.pca.mean_, anchor=fit.pca.mean_,
+                     span=(0.0, 1.0), note="arrow ends at this input's own point")
+
+
+def _template_from_spec(model: MNISTNet, ref: str) -> Template:
+    """``train:N``, ``test:N`` or ``unit:LAYER:N``, with ``1-`` for the inverse (no files: specs travel in URLs)."""
+    inverted = ref.startswith("1-")
+    ref = ref[2:] if inverted else ref
+    if not ref.startswith(("train:", "test:", "unit:")):
+        raise GeometryError(f"template {ref[:80]!r}: use train:N, test:N or unit:LAYER:N (1- in front inverts it)")
     try:
-        image = template_image(text[2:] if inverted else text)
-    except ValueError as exc:
+        return resolve_template(ref, model, invert=inverted)
+    except TemplateError as exc:
         raise GeometryError(str(exc)) from None
-    return 1.0 - image if inverted else image
-
-
-def template_direction(model: MNISTNet, fit: LayerPCA, ref: str) -> Direction:
-    """The activation of a template image (``template_pixels(ref)``), as a displacement from the mean."""
-    point = space_activations(model, fit.space, template_pixels(ref)[None])[0].astype(np.float64)
-    return Direction(f"template:{ref.strip()}", _template_name(ref), "template", point - fit.pca.mean_,
-                     anchor=fit.pca.mean_, span=(0.0, 1.0), note="arrow ends at this input's own point")
-
-
-def _template_name(ref: str) -> str:
-    text = ref.strip()
-    return f"1 − {text[2:]}" if text.startswith("1-") else text
 
 
 # ----------------------------------------------------------------------- direction specs
@@ -565,7 +566,8 @@ _LOGIT = re.compile(r"^logit:(\d+)-(\d+)$")
 _FLOAT = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _INTERVAL = re.compile(rf"^pc(\d+)=({_FLOAT})\.\.({_FLOAT})$")
 SPEC_HELP = (
-    "pcK (a principal component), logit:A-B (logit difference), template:train:N / template:1-train:N "
+    "pcK (a principal component), logit:A-B (logit difference), template:train:N / template:1-train:N / "
+    "template:unit:LAYER:N "
     "(an input's activation), fit:pcI=LO..HI[,pcJ=LO..HI]@pcK (least-squares direction of a group)"
 )
 
@@ -590,7 +592,7 @@ def build_direction(model: MNISTNet, fit: LayerPCA, spec: str, progress: Progres
         return logit_difference_direction(model, fit.space.layer, int(match.group(1)), int(match.group(2)),
                                           fit.split, progress)
     if text.startswith("template:"):
-        return template_direction(model, fit, text[len("template:"):])
+        return template_direction(model, fit, _template_from_spec(model, text[len("template:"):]))
     if text.startswith("fit:") and text.count("@") == 1:
         box_text, along = text[len("fit:"):].split("@")
         along_match = _PC.match(along.lower())

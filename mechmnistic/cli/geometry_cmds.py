@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("model")
     p.add_argument("--layer", required=True)
     target = p.add_mutually_exclusive_group()
-    target.add_argument("--units", type=int, nargs="+", metavar="U", help="units to visualise (default: all)")
+    target.add_argument("--units", metavar="SPEC",
+                        help="units to visualise: indices, ranges and groups, e.g. 0-9,17 or dead (default: all)")
     target.add_argument("--direction", action="append", metavar="SPEC", help="a direction (repeatable): " + SPEC_HELP)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--lr", type=float, default=0.05)
@@ -150,6 +151,7 @@ def _pca_text(r: dict) -> str:
 def featviz_cmd(args: argparse.Namespace) -> int:
     from ..analysis import feature_viz as fv
     from ..analysis import geometry as g
+    from ..analysis.units import resolve_units
     from ..models import load_model
 
     target = _save_target(args.save)
@@ -163,7 +165,8 @@ def featviz_cmd(args: argparse.Namespace) -> int:
         directions = g.build_directions(model, fit, args.direction)
         result = fv.visualize(model, fv.direction_objectives(fit.space, directions), config)
     else:
-        result = fv.visualize_units(model, args.layer, args.units, config)
+        units = None if args.units is None else resolve_units(model, args.layer, args.units)
+        result = fv.visualize_units(model, args.layer, units, config)
     nearest = fv.nearest_training_examples(result.images, args.nearest)
     output = {
         "model": args.model, "layer": args.layer, "target": "directions" if args.direction else "units",

@@ -68,13 +68,14 @@ def test_default_view_shows_all_60000_training_points_by_label():
 
 
 def test_deep_link_sets_every_control_and_the_numbers_match_the_core():
-    at = _run(model="mlp-1x64", layer="layers.0", x="2", y="3", color="score", template="1-train:6", center="0.4",
+    at = _run(model="mlp-1x64", layer="layers.0", x="2", y="3", color="score", template="train:6", invert="1",
+              center="0.4",
               dirs="pc1;logit:3-8;template:train:6", sort="PC1")
     assert not at.exception, at.exception
     assert at.number_input(key="geometry_x").value == 2 and at.number_input(key="geometry_y").value == 3
     figure = _scatter(at)
     (points,) = [t for t in figure["data"] if t["type"] == "scattergl"]
-    assert "s(x) vs 1-train:6" in points["marker"]["colorbar"]["title"]["text"]
+    assert "s(x), t = 1 - train:6" in points["marker"]["colorbar"]["title"]["text"]
     model = load_model("mlp-1x64")
     fit = g.layer_pca(model, "layers.0")
     heads = [(a["x"], a["y"]) for a in figure["layout"]["annotations"] if a.get("showarrow")]
@@ -100,12 +101,13 @@ def test_region_colouring_uses_the_typed_band():
         ({"x": "2", "y": "2"}, "same component"),
         ({"color": "<b>"}, "Unknown `color`"),
         ({"color": "score", "template": "train:99999"}, "out of range"),
-        ({"color": "score", "template": "../../etc"}, "must look like"),
+        ({"color": "score", "template": "../../etc"}, "is not 'train:N'"),
+        ({"color": "score", "template": "unit:fc1:999"}, "out of range"),
         ({"color": "region", "low": "5", "high": "1"}, "Type a band"),
-        ({"center": "nan"}, "must be a number"),
+        ({"center": "nan"}, "must be a number between"),
         ({"dirs": "bogus;pc1"}, "unknown direction"),
         ({"dirs": "fit:pc1=500..900@pc2"}, "only 0 point"),
-        ({"dirs": "x" * 600}, "longer than"),
+        ({"dirs": "template:nope"}, "use train:N, test:N or unit:LAYER:N"),
     ],
 )
 def test_bad_url_input_gives_a_message_and_never_crashes(params, shown):
@@ -122,6 +124,16 @@ def test_a_clicked_point_opens_that_training_image():
     assert not at.exception
     # The Classification Explorer is not part of this app yet: the page links to it instead of switching.
     assert "(./classify?model=challenge-cnn&train_index=6)" in _texts(at.info)
+
+
+def test_a_clicked_unit_opens_the_neuron_explorer():
+    at = _run(model="challenge-cnn")
+    at.session_state["geometry_bars"] = {"selection": {
+        "points": [{"customdata": 175}], "point_indices": [0], "box": [], "lasso": []}}
+    at.run()
+    assert not at.exception
+    assert any(t.value == "Neuron Explorer" for t in at.title)
+    assert (at.query_params["layer"], at.query_params["neuron"]) == ("fc1", "175")
 
 
 def test_a_box_selection_becomes_a_fitted_direction():
@@ -191,6 +203,9 @@ def test_box_select_then_fit_adds_an_arm_arrow(page, app_url):
     page.wait_for_url(re.compile(r"dirs=logit(%3A|:)1-0(%3B|;)fit(%3A|:)pc1"))
     wait_for_app(page)
     assert_no_exception(page)
-    arrows = page.locator(".js-plotly-plot").first.evaluate(
-        "(gd) => gd._fullLayout.annotations.filter(a => a.showarrow).length")
-    assert arrows == 2  # the logit difference and the new fit
+    # The chart redraws after the script finishes: wait for the logit difference's arrow and the new fit's.
+    page.wait_for_function("""() => {
+        const gd = document.querySelector('.js-plotly-plot');
+        return gd && gd._fullLayout && gd._fullLayout.annotations.filter(a => a.showarrow).length === 2;
+    }""", timeout=60_000)
+    assert page.locator(".annotation-text", has_text="along PC2").count() == 1  # the fit's label
