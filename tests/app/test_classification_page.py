@@ -17,6 +17,7 @@ from mechmnistic.canvas_sim import render_on_canvas
 from mechmnistic.preprocess import preprocess_drawing
 
 from ..conftest import BUNDLED_MODELS
+from .conftest import assert_no_exception, wait_for_app
 
 APP = "../../app.py"
 PAGE = "app_pages/classification_explorer.py"
@@ -236,3 +237,98 @@ def test_selecting_an_important_unit_opens_the_neuron_explorer():
     assert not at.exception
     assert not at.warning, [w.value for w in at.warning]
     assert at.query_params["layer"] == "layers.0" and at.query_params["neuron"] == str(first)
+
+
+# --------------------------------------------------------------------------- in a real browser
+def _canvas_pixels(page) -> np.ndarray:
+    """The strokes on the drawing canvas now (RGBA ``[280, 280, 4]``, transparent background), read from the browser.
+
+    The component sends them composited on the black background; white ink
+    over black has the same ink levels as the strokes' alpha, so both
+    preprocess to the same digit.
+    """
+    url = page.locator("canvas.dc-canvas.lower-canvas").evaluate("canvas => canvas.toDataURL('image/png')")
+    return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
+
+
+def _stroke(page, points: list[tuple[float, float]]) -> None:
+    """One pen stroke through ``points`` (canvas pixels), as a user's mouse draws it."""
+    box = page.locator("canvas.upper-canvas").bounding_box()
+    page.mouse.move(box["x"] + points[0][0], box["y"] + points[0][1])
+    page.mouse.down()
+    for x, y in points[1:]:
+        page.mouse.move(box["x"] + x, box["y"] + y, steps=6)
+    page.mouse.up()
+
+
+def _expect_prediction(page, model, image: np.ndarray) -> int:
+    predicted = logit_effects(model, image).prediction
+    page.get_by_text(f"Predicted class {predicted}", exact=True).wait_for(timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    return predicted
+
+
+@pytest.mark.browser
+def test_browser_deep_link_shows_the_example(page, app_url, bundled, mnist_test):
+    page.goto(f"{app_url}/classify?model=mlp-1x64&test_index=8")
+    wait_for_app(page)
+    assert_no_exception(page)
+    _expect_prediction(page, bundled("mlp-1x64"), mnist_test.images[8])
+    assert "test_index=8" in page.url
+    assert page.locator(".st-key-classify_effects .nsewdrag").count() == 1, "the logit-effects heatmap is drawn"
+
+
+@pytest.mark.browser
+def test_browser_drawing_updates_the_prediction(page, app_url, bundled):
+    model = bundled("mlp-1x64")
+    page.goto(f"{app_url}/classify?model=mlp-1x64&test_index=8")
+    wait_for_app(page)
+    page.get_by_text("Drawing", exact=True).click()
+    page.get_by_text("Nothing drawn yet: draw a digit on the canvas.").wait_for(timeout=60_000)
+    assert "test_index" not in page.url
+    # After each stroke the page shows the model's prediction on what the canvas now holds.
+    _stroke(page, [(140, 40), (140, 240)])  # a "1"
+    first = preprocess_drawing(_canvas_pixels(page)).image
+    _expect_prediction(page, model, first)
+    _stroke(page, [(80, 50), (200, 50)])  # a bar across its top: a "7"
+    second = preprocess_drawing(_canvas_pixels(page)).image
+    assert not np.array_equal(first, second)
+    _expect_prediction(page, model, second)
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_text("Nothing drawn yet: draw a digit on the canvas.").wait_for(timeout=60_000)
+
+
+@pytest.mark.browser
+def test_browser_picking_a_test_example(page, app_url, bundled, mnist_test):
+    model = bundled("mlp-1x64")
+    page.goto(f"{app_url}/classify?model=mlp-1x64&test_index=8")
+    wait_for_app(page)
+    field = page.locator(".st-key-classify_test_index input")
+    field.fill("1234")
+    field.press("Enter")
+    page.wait_for_url("**test_index=1234**", timeout=60_000)
+    _expect_prediction(page, model, mnist_test.images[1234])
+    page.get_by_text("Digit", exact=True).click()
+    first_three = int(indices_of_digit("test", 0)[0])
+    page.wait_for_url(f"**test_index={first_three}**", timeout=60_000)
+    _expect_prediction(page, model, mnist_test.images[first_three])
+
+
+@pytest.mark.browser
+def test_browser_clicking_a_logit_effect_opens_the_neuron(page, app_url):
+    page.goto(f"{app_url}/classify?model=mlp-1x64&test_index=8")
+    wait_for_app(page)
+    chart = page.locator(".st-key-classify_effects")
+    chart.scroll_into_view_if_needed()
+    area = chart.locator("rect.nsewdrag").first
+    area.wait_for(timeout=60_000)
+    box = area.bounding_box()
+    unit, cls, columns, rows = 5, 3, 65, 10
+    page.mouse.click(box["x"] + (unit + 0.5) / columns * box["width"], box["y"] + (cls + 0.5) / rows * box["height"])
+    page.wait_for_url("**/neuron?**", timeout=60_000)
+    wait_for_app(page)
+    assert_no_exception(page)
+    query = dict(part.split("=", 1) for part in page.url.split("?", 1)[1].split("&"))
+    assert {"model": "mlp-1x64", "layer": "layers.0", "neuron": str(unit)}.items() <= query.items()
+    assert page.get_by_role("heading", name="Neuron Explorer").first.is_visible()
