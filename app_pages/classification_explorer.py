@@ -189,21 +189,20 @@ else:
         "Each active unit's embedding times its output weight to this class, summed: the class's logit "
         "spread over the pixels that produced it (red pushes the logit up, blue down)."
     )
-    columns = st.columns(2)
-    for column, combined, who, key in ((columns[0], explanation.combined, "the important units", "important"),
-                                       (columns[1], explanation.combined_all, "every unit", "all")):
-        total = combined.map.sum()
-        column.plotly_chart(viz.combined_embedding_figure(combined.map, f"{who.capitalize()} ({len(combined.units)})"),
-                            key=f"classify_combined_{key}")
-        column.caption(
-            f"Pixel sum {total:+.4g} + bias term {combined.bias:+.4g} = {total + combined.bias:+.4g}, "
-            f"the total effect of {who}"
-            + (f"; + output bias {effects.bias[cls]:+.4g} = {total + combined.bias + effects.bias[cls]:+.4g}, "
-               f"the logit." if combined is explanation.combined_all else ".")
-        )
+    top, every = explanation.combined, explanation.combined_all
+    st.plotly_chart(viz.combined_embeddings_figure(
+        np.stack([top.map, every.map]),
+        [f"the {len(top.units)} important units", f"all {len(every.units)} units"]), key="classify_combined")
+    top_sum, every_sum = top.map.sum(), every.map.sum()
+    st.caption(
+        f"Important units: pixel sum {top_sum:+.4g} + bias term {top.bias:+.4g} = "
+        f"{top_sum + top.bias:+.4g}, their total effect. All units: pixel sum {every_sum:+.4g} + bias "
+        f"term {every.bias:+.4g} + output bias {effects.bias[cls]:+.4g} = "
+        f"{every_sum + every.bias + effects.bias[cls]:+.4g}, the logit of class {cls}."
+    )
     npz_button("Download combined embeddings (NPZ)",
-               {"important_map": explanation.combined.map, "important_bias": explanation.combined.bias,
-                "important_units": explanation.combined.units, "all_map": explanation.combined_all.map,
-                "all_bias": explanation.combined_all.bias, "output_bias": effects.bias[cls],
+               {"important_map": top.map, "important_bias": top.bias,
+                "important_units": top.units, "all_map": every.map,
+                "all_bias": every.bias, "output_bias": effects.bias[cls],
                 "logit": effects.logits[cls]},
                "combined_embedding.npz", key="classify_dl_combined")

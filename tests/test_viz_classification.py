@@ -8,7 +8,7 @@ from mechmnistic.viz.classification import (
     BIAS_UNIT,
     activations_figure,
     clicked_cell,
-    combined_embedding_figure,
+    combined_embeddings_figure,
     important_units_figure,
     logit_effects_heatmap,
     logits_figure,
@@ -74,8 +74,12 @@ def test_important_units_share_one_scale_per_row_kind():
     assert fig.data[4].x0 == fig.data[0].x0 and fig.data[4].y0 > fig.data[1].y0
 
 
-def test_combined_embedding_is_centred_at_zero():
-    z = np.zeros((28, 28))
-    z[3, 4] = -0.75
-    trace = combined_embedding_figure(z, "t").data[0]
-    assert trace.zmid == 0 and trace.zmin == -0.75 and trace.zmax == 0.75
+def test_combined_embeddings_share_one_scale_centred_at_zero():
+    maps = np.zeros((2, 28, 28))
+    maps[0, 3, 4], maps[1, 5, 6] = -0.75, 0.5
+    fig = combined_embeddings_figure(maps, ["important", "all"])
+    assert fig.layout.coloraxis.cmid == 0 and fig.layout.coloraxis.cmin == -0.75 and fig.layout.coloraxis.cmax == 0.75
+    assert [t.coloraxis for t in fig.data] == ["coloraxis", "coloraxis"]
+    np.testing.assert_array_equal(fig.data[1].z, maps[1])
+    assert tuple(fig.data[1].customdata[5][6]) == (5, 6), "hover names the pixel"
+    assert [a.text for a in fig.layout.annotations] == ["important", "all"]

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import DIVERGING, class_bar, signed_heatmap, symmetric_range
+from .common import DIVERGING, class_bar, symmetric_range
 
 #: What ``clicked_cell`` returns as the unit for the logit-effects heatmap's bias column.
 BIAS_UNIT = -1
@@ -59,7 +59,7 @@ def _class_by_unit_heatmap(z: np.ndarray, class_names: Sequence[str], x_labels: 
     n_classes, width = z.shape
     bound = symmetric_range(z)
     fig = go.Figure(go.Heatmap(
-        z=z, x=np.arange(width), y=np.arange(n_classes), colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound,
+        z=z.astype(np.float32), x=np.arange(width), y=np.arange(n_classes), colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound,
         colorbar=dict(title=colorbar_title, thickness=12), hovertemplate=hover,
     ))
     step = max(1, width // 32)
@@ -160,7 +160,7 @@ def important_units_figure(weights: np.ndarray, maps: np.ndarray, titles: Sequen
         x0, y0 = col * pitch_x, chunk * pitch_y + title_space
         for z, y, axis, what in ((weights[k], y0, "coloraxis", "input weight"),
                                  (maps[k], y0 + size + gap, "coloraxis2", "pixel × weight")):
-            traces.append(go.Heatmap(z=z, x0=x0, y0=y, coloraxis=axis,
+            traces.append(go.Heatmap(z=np.asarray(z, dtype=np.float32), x0=x0, y0=y, coloraxis=axis,
                                      hovertemplate=f"{titles[k]}<br>{what} %{{z:.4g}}<extra></extra>"))
         annotations.append(dict(x=x0 + size / 2, y=y0 - 1, text=titles[k], showarrow=False, yanchor="bottom",
                                 font=dict(size=11)))
@@ -179,7 +179,28 @@ def important_units_figure(weights: np.ndarray, maps: np.ndarray, titles: Sequen
     return fig
 
 
-def combined_embedding_figure(combined_map: np.ndarray, title: str, height: int = 340) -> go.Figure:
-    """A combined embedding ``combined_map`` float ``[28, 28]`` on a diverging scale centred at zero."""
-    return signed_heatmap(combined_map, title=title, colorbar_title="logit", hover_label="contribution",
-                          height=height)
+def combined_embeddings_figure(maps: np.ndarray, titles: Sequence[str], tile_px: int = 300) -> go.Figure:
+    """Combined embeddings ``maps`` float ``[K, 28, 28]`` side by side on one diverging scale centred at zero.
+
+    One shared scale, so a pixel's colour compares across maps.
+    """
+    count, size = len(maps), maps.shape[1]
+    pitch, title_space = size + 3, 3
+    bound = symmetric_range(maps)
+    pixel = np.stack(np.mgrid[0:size, 0:size], axis=-1).astype(np.int8)  # (row, col) of each cell, for the hover
+    fig = go.Figure([
+        go.Heatmap(z=np.asarray(z, dtype=np.float32), x0=k * pitch, y0=title_space, coloraxis="coloraxis",
+                   customdata=pixel, hovertemplate=f"{title}<br>row %{{customdata[0]}}, col %{{customdata[1]}}"
+                                                   "<br>contribution %{z:.4g}<extra></extra>")
+        for k, (z, title) in enumerate(zip(maps, titles, strict=True))
+    ])
+    fig.update_xaxes(visible=False, range=[-0.5, count * pitch - 3.5], constrain="domain")
+    fig.update_yaxes(visible=False, range=[title_space + size - 0.5, -0.5], scaleanchor="x", constrain="domain")
+    fig.update_layout(
+        annotations=[dict(x=k * pitch + size / 2, y=title_space - 1, text=title, showarrow=False, yanchor="bottom")
+                     for k, title in enumerate(titles)],
+        coloraxis=dict(colorscale=DIVERGING, cmid=0, cmin=-bound, cmax=bound,
+                       colorbar=dict(title="logit", thickness=12)),
+        height=tile_px + 20, margin=dict(l=5, r=5, t=10, b=10),
+    )
+    return fig
