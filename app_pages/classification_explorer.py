@@ -168,20 +168,20 @@ else:
         _open_neuron(model_name, final, important[rows[0]])
     csv_button("Download important units (CSV)", table, "important_units.csv", key="classify_dl_important")
 
-grounding = explanation.grounding
-if grounding is None:
+view = explanation.pixels
+if view is None:
     st.info(f"Input weights and Hadamard embeddings are not available for this model yet: "
-            f"{explanation.grounding_note}.")
+            f"{explanation.pixels_note}.")
 else:
     if explanation.units:
         titles = [f"unit {u.unit}: effect {u.effect:+.3g}" for u in explanation.units]
-        st.plotly_chart(viz.important_units_figure(grounding.weights, grounding.maps, titles),
+        st.plotly_chart(viz.important_units_figure(view.weights, view.maps, titles),
                         key="classify_important_figure")
         st.caption("Upper tile: the unit's input weights in pixel space. Lower tile: the input's Hadamard "
                    "embedding (pixel × weight); it sums, with the unit's bias, to its pre-activation.")
         npz_button("Download input weights and embeddings (NPZ)",
-                   {"units": grounding.units, "input_weights": grounding.weights, "embeddings": grounding.maps,
-                    "embedding_bias": grounding.bias, "image": chosen.image},
+                   {"units": view.units, "input_weights": view.weights, "embeddings": view.maps,
+                    "embedding_bias": view.bias, "image": chosen.image},
                    "important_unit_embeddings.npz", key="classify_dl_embeddings")
 
     st.subheader(f"Combined embedding for class {cls}")

@@ -11,7 +11,7 @@ from mechmnistic.analysis.logit_effects import (
     combined_embedding,
     explain_class,
     final_layer,
-    ground_units,
+    pixel_view,
     important_units,
     logit_effects,
 )
@@ -84,8 +84,8 @@ def test_hand_built_combined_embedding(hand_built):
     assert every.map.sum() + every.bias + effects.bias[1] == effects.logits[1]
     # The important units are the same two here (unit 1 has no effect), so the same map.
     np.testing.assert_array_equal(explanation.combined.map, every.map)
-    np.testing.assert_array_equal(explanation.grounding.maps[0][0, :2], [1.0, 0.5])
-    np.testing.assert_array_equal(explanation.grounding.weights[1][0, :2], [2.0, 0.0])
+    np.testing.assert_array_equal(explanation.pixels.maps[0][0, :2], [1.0, 0.5])
+    np.testing.assert_array_equal(explanation.pixels.weights[1][0, :2], [2.0, 0.0])
 
 
 def test_bad_class_and_share_are_refused(hand_built):
@@ -120,8 +120,8 @@ def test_identities_on_the_default_model(bundled, mnist_test):
             assert important.map.sum() + important.bias == pytest.approx(
                 effects.unit_effects[cls, chosen].sum(), abs=1e-4)
             # Each unit's embedding sums with its bias to its pre-activation.
-            grounding = explanation.grounding
-            np.testing.assert_allclose(grounding.maps.sum(axis=(1, 2)) + grounding.bias,
+            view = explanation.pixels
+            np.testing.assert_allclose(view.maps.sum(axis=(1, 2)) + view.bias,
                                        _pre(model, image)[chosen], atol=1e-4)
 
 
@@ -149,14 +149,14 @@ def test_a_cnn_without_hidden_fc_layers_reads_pooled_maps():
     assert final.input_hook == "conv1.pool" and not final.units_are_neurons and final.n_units == 2 * 13 * 13
     np.testing.assert_allclose(effects.effects.sum(axis=1), effects.logits, atol=1e-5)
     with pytest.raises(MechMNISTicError, match="no Hadamard embedding"):
-        ground_units(model, image, np.arange(3))
+        pixel_view(model, image, np.arange(3))
     explanation = explain_class(model, image, effects, effects.prediction)
-    assert explanation.grounding is None and "Hadamard" in explanation.grounding_note
+    assert explanation.pixels is None and "Hadamard" in explanation.pixels_note
 
 
 def test_combined_embedding_of_no_units_is_empty(hand_built):
     model, image = hand_built
     effects = logit_effects(model, image)
-    grounding = ground_units(model, image, np.array([], dtype=np.int64))
-    combined = combined_embedding(effects, grounding, 0)
+    view = pixel_view(model, image, np.array([], dtype=np.int64))
+    combined = combined_embedding(effects, view, 0)
     assert combined.map.shape == (28, 28) and combined.map.sum() == 0 and combined.total_effect == 0

@@ -157,7 +157,7 @@ def important_units(effects: LogitEffects, cls: int, share: float = DEFAULT_SHAR
 
 
 @dataclass(frozen=True)
-class Grounding:
+class PixelView:
     """Input-space view of some units of the final layer's input on one image.
 
     ``units``: int64 ``[K]``. ``weights``: float32 ``[K, 28, 28]``, each unit's
@@ -172,7 +172,7 @@ class Grounding:
     bias: np.ndarray
 
 
-def ground_units(model: MNISTNet, image: np.ndarray, units: np.ndarray) -> Grounding:
+def pixel_view(model: MNISTNet, image: np.ndarray, units: np.ndarray) -> PixelView:
     """Effective pixel weights and Hadamard embeddings of the final layer's input ``units`` on ``image``.
 
     Raises ``MechMNISTicError`` saying why when the units cannot be grounded
@@ -186,7 +186,7 @@ def ground_units(model: MNISTNet, image: np.ndarray, units: np.ndarray) -> Groun
     units = np.asarray(units, dtype=np.int64)
     embeddings = hadamard_embeddings(model, final.unit_layer, to_pixels(image).numpy(), units)
     weights, _ = first_layer_effective_weights(model, units)
-    return Grounding(units, weights, embeddings.maps[0], embeddings.bias[0].astype(np.float64))
+    return PixelView(units, weights, embeddings.maps[0], embeddings.bias[0].astype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -212,18 +212,18 @@ class CombinedEmbedding:
     total_effect: float
 
 
-def combined_embedding(effects: LogitEffects, grounding: Grounding, cls: int) -> CombinedEmbedding:
-    """Combine ``grounding``'s units into one map for class ``cls`` (see ``CombinedEmbedding``)."""
+def combined_embedding(effects: LogitEffects, view: PixelView, cls: int) -> CombinedEmbedding:
+    """Combine the units of ``view`` into one map for class ``cls`` (see ``CombinedEmbedding``)."""
     cls = _check_class(cls, effects.n_classes)
-    units = grounding.units
+    units = view.units
     active = effects.activations[units] > 0
     coefficients = np.where(active, effects.weight[cls, units], 0.0)  # [K]
-    combined = np.tensordot(coefficients, grounding.maps.astype(np.float64), axes=1)
+    combined = np.tensordot(coefficients, view.maps.astype(np.float64), axes=1)
     return CombinedEmbedding(
         cls=cls,
         units=units,
         map=combined,
-        bias=float(coefficients @ grounding.bias),
+        bias=float(coefficients @ view.bias),
         total_effect=float(effects.unit_effects[cls, units].sum()),
     )
 
@@ -243,19 +243,19 @@ class ImportantUnit:
 class ClassExplanation:
     """Why the model gives class ``cls`` its logit on one image.
 
-    ``units``: the important units, largest |effect| first. ``grounding``: their
-    input weights and embeddings, and ``combined``/``combined_all``: their
+    ``units``: the important units, largest |effect| first. ``pixels``: their
+    input weights and embeddings; ``combined``/``combined_all``: their
     combined embedding and that of every unit; all three are ``None`` when
-    the units cannot be grounded in pixel space, with ``grounding_note`` saying why.
+    the units cannot be grounded in pixel space, with ``pixels_note`` saying why.
     """
 
     cls: int
     share: float
     units: list[ImportantUnit]
-    grounding: Grounding | None
+    pixels: PixelView | None
     combined: CombinedEmbedding | None
     combined_all: CombinedEmbedding | None
-    grounding_note: str = ""
+    pixels_note: str = ""
 
 
 def explain_class(
@@ -276,17 +276,17 @@ def explain_class(
         for u in chosen
     ]
     try:
-        everything = ground_units(model, image, np.arange(effects.layer.n_units))
+        everything = pixel_view(model, image, np.arange(effects.layer.n_units))
     except MechMNISTicError as exc:
         return ClassExplanation(cls, share, units, None, None, None, str(exc))
     position = {int(u): i for i, u in enumerate(everything.units)}
     rows = np.array([position[int(u)] for u in chosen], dtype=np.int64)
-    grounding = Grounding(chosen, everything.weights[rows], everything.maps[rows], everything.bias[rows])
+    view = PixelView(chosen, everything.weights[rows], everything.maps[rows], everything.bias[rows])
     return ClassExplanation(
         cls,
         share,
         units,
-        grounding,
-        combined_embedding(effects, grounding, cls),
+        view,
+        combined_embedding(effects, view, cls),
         combined_embedding(effects, everything, cls),
     )

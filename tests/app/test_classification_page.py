@@ -120,7 +120,7 @@ def test_every_bundled_model_renders(name, bundled, mnist_test):
     effects = next(spec for title, spec in _figures(at).items() if title.startswith("Logit effects"))
     assert _array(effects["data"][0]["z"]).shape == expected.effects.shape
     explanation = explain_class(model, mnist_test.images[0], expected, expected.prediction)
-    if explanation.grounding is None:  # said plainly, not crashed
+    if explanation.pixels is None:  # said plainly, not crashed
         assert any("not available for this model yet" in i.value for i in at.info)
     else:
         assert len(at.get("plotly_chart")) == 8, "input, logits, probabilities, activations, weights, effects, units, combined"
