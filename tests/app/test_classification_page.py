@@ -136,6 +136,28 @@ def test_pick_by_digit():
     assert any(f"test image #{first_three}: MNIST digit **3**" in m.value for m in at.markdown)
 
 
+def test_changing_digit_after_picking_an_example_of_another():
+    at = _open()
+    at.radio(key="classify_pick_by").set_value("Digit").run()
+    at.selectbox(key="classify_digit").set_value(3).run()
+    second_three = int(indices_of_digit("test", 3)[1])
+    at.selectbox(key="classify_digit_example").set_value(second_three).run()
+    assert at.query_params["test_index"] == str(second_three)
+    at.selectbox(key="classify_digit").set_value(5).run()
+    assert not at.exception
+    assert at.query_params["test_index"] == str(int(indices_of_digit("test", 5)[0]))
+
+
+def test_switching_to_a_model_with_fewer_classes_keeps_working():
+    at = _open(test_index="8")
+    at.selectbox(key="classify_class").set_value(7).run()
+    at.selectbox(key="model").set_value("challenge-cnn").run()
+    assert not at.exception
+    options = at.selectbox(key="classify_class").options
+    assert options == [f"the prediction ({_prediction_shown(at)})", "class 0", "class 1"]
+    assert at.session_state["classify_test_index"] == 8 and at.query_params["model"] == "challenge-cnn"
+
+
 def test_pick_a_misclassified_example(bundled):
     at = _open()
     at.radio(key="classify_pick_by").set_value("Misclassified").run()
