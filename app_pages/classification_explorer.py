@@ -82,6 +82,8 @@ with summary:
     image_column, text_column = st.columns([1, 2])
     image_column.plotly_chart(digit_figure(chosen.image, title="Model input", height=250),
                               key="classify_input_figure")
+    with image_column:
+        npz_button("Input (NPZ)", {"image": chosen.image}, "input.npz", key="classify_dl_input")
     with text_column:
         st.markdown(f"#### Predicted class {predicted}")
         st.write(f"probability {effects.probabilities[predicted]:.3f}, logit {effects.logits[predicted]:.3f}")

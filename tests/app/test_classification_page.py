@@ -263,12 +263,7 @@ def test_selecting_an_important_unit_opens_the_neuron_explorer():
 
 # --------------------------------------------------------------------------- in a real browser
 def _canvas_pixels(page) -> np.ndarray:
-    """The strokes on the drawing canvas now (RGBA ``[280, 280, 4]``, transparent background), read from the browser.
-
-    The component sends them composited on the black background; white ink
-    over black has the same ink levels as the strokes' alpha, so both
-    preprocess to the same digit.
-    """
+    """The drawing canvas as the component sends it (RGBA ``[280, 280, 4]``, white ink on black), read in the browser."""
     url = page.locator("canvas.dc-canvas.lower-canvas").evaluate("canvas => canvas.toDataURL('image/png')")
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
 
