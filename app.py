@@ -18,6 +18,7 @@ st.set_page_config(page_title="MechMNISTic", page_icon="🔬", layout="wide")
 
 PAGES = [
     st.Page("app_pages/zoo.py", title="Model zoo", icon="🗂️", default=True),
+    st.Page("app_pages/import_model.py", title="Import a model", icon="📥", url_path="import"),
     st.Page("app_pages/classification_explorer.py", title="Classification Explorer", icon="🎯", url_path="classify"),
 ]
 

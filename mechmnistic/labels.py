@@ -1,6 +1,7 @@
 """Labelling functions: what a model is trained to output for an image.
 
-``digits`` is MNIST's own labels. ``template-band`` is the EIS VII challenge's
+``digits`` is MNIST's own labels; ``unknown`` marks an imported model whose
+training labels we were not told (its accuracy cannot be measured). ``template-band`` is the EIS VII challenge's
 kind of secret rule: score each image by its similarity to a template,
 ``s(x) = sum(x * (t - c))`` with ``x`` and ``t`` in [0, 1], and label it
 ``inside_label`` when ``low < s < high``, else ``outside_label``.
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from .data import load_mnist
+from .errors import MechMNISTicError
 
 _TEMPLATE_REF = re.compile(r"^(train|test):(\d+)$")
 
@@ -67,6 +69,10 @@ CHALLENGE_LABEL_FUNCTION: dict[str, Any] = {
 }
 
 
+class UnknownLabelsError(MechMNISTicError, ValueError):
+    """The model's labels are unknown, so there is nothing to compare its predictions with."""
+
+
 def apply_label_function(spec: dict[str, Any], images: np.ndarray, digit_labels: np.ndarray) -> np.ndarray:
     """Labels for ``images`` (uint8 ``[N,28,28]``) under the card's label function."""
     name = spec.get("name", "digits")
@@ -76,6 +82,8 @@ def apply_label_function(spec: dict[str, Any], images: np.ndarray, digit_labels:
         pixels = images.astype(np.float32) / 255.0
         scores = template_similarity(pixels, template_image(spec["template"]), spec["center"])
         return band_labels(scores, spec["low"], spec["high"], spec["inside_label"], spec["outside_label"])
+    if name == "unknown":
+        raise UnknownLabelsError("this model's labels are unknown (it was imported without a labelling function)")
     raise ValueError(f"unknown label function {name!r}")
 
 
@@ -83,6 +91,8 @@ def label_function_summary(spec: dict[str, Any]) -> str:
     """A one-line description that does not give a hidden answer away."""
     if spec.get("name", "digits") == "digits":
         return "MNIST digit labels (0-9)"
+    if spec.get("name") == "unknown":
+        return "unknown labels (imported)"
     if spec.get("hidden"):
         return "a secret binary labelling function (reveal it in the circuit lab's walkthrough)"
     return spec.get("note") or spec["name"]

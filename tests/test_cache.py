@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import time
 
@@ -10,7 +11,8 @@ import pytest
 import torch
 
 from mechmnistic.cache import cached, entry_path, is_cached, model_fingerprint
-from mechmnistic.models import MLPConfig, build_model
+from mechmnistic.models import MLPConfig, Normalization, build_model
+from mechmnistic.models.zoo import weights_bytes
 
 
 @pytest.fixture
@@ -39,6 +41,15 @@ def test_other_weights_are_another_entry(tmp_path):
     b = build_model(MLPConfig(hidden_sizes=(4,)))
     assert model_fingerprint(a) != model_fingerprint(b)
     assert entry_path(a, "demo", {}, tmp_path) != entry_path(b, "demo", {}, tmp_path)
+
+
+def test_other_normalisation_is_another_entry(tmp_path):
+    raw = build_model(MLPConfig(hidden_sizes=(4,)))
+    normalised = build_model(MLPConfig(hidden_sizes=(4,), normalization=Normalization(0.1307, 0.3081)))
+    normalised.load_state_dict(raw.state_dict())
+    assert model_fingerprint(raw) != model_fingerprint(normalised)
+    # Raw-pixel models keep the plain weights hash (the one their card records).
+    assert model_fingerprint(raw) == hashlib.sha256(weights_bytes(raw)).hexdigest()
 
 
 def test_corrupt_entry_is_recomputed(model, tmp_path):

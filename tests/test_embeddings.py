@@ -45,6 +45,35 @@ def test_hand_set_weights_give_the_worked_out_embedding():
     assert w.shape == (1, 28, 28) and b[0] == pytest.approx(-0.5)
 
 
-def test_deeper_layers_need_grounding(bundled, mnist_test):
-    with pytest.raises(MechMNISTicError):
-        hadamard_embeddings(bundled("mlp-2x64"), "layers.1", mnist_test.images[:2])
+@pytest.mark.parametrize(("name", "layer"), [("mlp-2x64", "layers.1"), ("mlp-2x64", "layers.2"),
+                                           ("cnn-digits", "conv1"), ("cnn-digits", "conv2"),
+                                           ("challenge-cnn", "fc1"), ("challenge-cnn", "fc2")])
+def test_deeper_layers_and_cnn_units_sum_to_the_pre_activation(bundled, mnist_test, name, layer):
+    model = bundled(name)
+    images = mnist_test.images[:20]
+    emb = hadamard_embeddings(model, layer, images)
+    _, cache = run_with_cache(model, images, names=[f"{layer}.pre"])
+    pre = cache[f"{layer}.pre"]
+    if pre.dim() == 4:  # a conv channel is embedded at its maximum
+        pre = pre.flatten(2).max(dim=2).values
+        assert emb.positions.shape == (20, pre.shape[1], 2)
+    np.testing.assert_allclose(emb.pre_activation, pre.numpy(), atol=1e-4)
+    no_ink = np.broadcast_to(images[:, None] == 0, emb.maps.shape)
+    assert np.all(emb.maps[no_ink] == 0), "no ink, no contribution"
+
+
+def test_closed_form_first_layer_agrees_with_grounding(bundled, mnist_test):
+    from mechmnistic.analysis.grounding import effective_weights
+
+    model = bundled("mlp-2x64")
+    images = mnist_test.images[:5]
+    emb = hadamard_embeddings(model, "layers.0", images, units=np.array([3, 60]))
+    grounded = effective_weights(model, "layers.0", images, units=[3, 60])
+    np.testing.assert_allclose(emb.maps, grounded.embeddings(images), atol=1e-7)
+    np.testing.assert_allclose(emb.bias, grounded.b_eff, atol=1e-6)
+
+
+def test_fc_units_have_no_positions(bundled, mnist_test):
+    with pytest.raises(MechMNISTicError, match="no positions"):
+        hadamard_embeddings(bundled("mlp-1x64"), "layers.0", mnist_test.images[:2], units=[0],
+                            positions=np.array([[1, 1]]))

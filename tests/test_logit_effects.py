@@ -131,14 +131,28 @@ def _pre(model, image) -> np.ndarray:
 
 
 @pytest.mark.parametrize("name", BUNDLED_MODELS)
-def test_effects_sum_to_the_logits_on_every_bundled_model(name, bundled, mnist_test):
+def test_identities_on_every_bundled_model(name, bundled, mnist_test):
+    """Any depth, MLP or CNN: effects sum to the logits, embeddings to the unit layer's pre-activations,
+    combined embeddings to the units' total effect and, with every unit, to the logit."""
     model = bundled(name)
     final = final_layer(model)
     assert final.units_are_neurons and final.unit_layer == model.layer_names[-2]
-    for image in mnist_test.images[:20]:
+    for image in mnist_test.images[:4]:
         effects = logit_effects(model, image)
         assert effects.effects.shape == (model.n_classes, final.n_units + 1)
         np.testing.assert_allclose(effects.effects.sum(axis=1), effects.logits, atol=1e-5)
+        _, cache = run_with_cache(model, image[None], names=[f"{final.unit_layer}.pre"])
+        pre = cache[f"{final.unit_layer}.pre"][0].numpy()
+        for cls in {effects.prediction, (effects.prediction + 1) % model.n_classes}:
+            explanation = explain_class(model, image, effects, cls)
+            view, every = explanation.pixels, explanation.combined_all
+            np.testing.assert_allclose(view.maps.sum(axis=(1, 2)) + view.bias, pre[view.units], atol=1e-4)
+            assert every.map.sum() + every.bias + effects.bias[cls] == pytest.approx(effects.logits[cls], abs=1e-4)
+            chosen = [u.unit for u in explanation.units]
+            assert explanation.combined.map.sum() + explanation.combined.bias == pytest.approx(
+                effects.unit_effects[cls, chosen].sum(), abs=1e-4)
+            # Where the digit has no ink, no pixel contributes.
+            assert np.all(every.map[image == 0] == 0)
 
 
 def test_a_cnn_without_hidden_fc_layers_reads_pooled_maps():

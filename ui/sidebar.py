@@ -13,15 +13,17 @@ MODEL_KEY = "model"
 
 
 def model_picker() -> str:
-    """Show the model selectbox and return the chosen zoo name.
+    """Show the model selectbox and return the chosen model's name.
 
-    The URL wins when it names a valid model (a deep link); otherwise the
+    It lists the zoo's models and this session's private imports (marked as
+    such). The URL wins when it names one of them (a deep link); otherwise the
     widget keeps its value across pages and writes it back into the URL.
     """
-    names = loaders.list_models()
+    names = loaders.list_models() + loaders.private_model_names()
     if not names:
         st.error("The model zoo is empty: train one with `mechmnistic train --recipe mlp-1x64`.")
         st.stop()
+    _explain_other_sessions_private_model(names)
     fallback = st.session_state.get(MODEL_KEY)
     if fallback not in names:
         fallback = DEFAULT_MODEL if DEFAULT_MODEL in names else names[0]
@@ -33,7 +35,9 @@ def model_picker() -> str:
         "Model",
         names,
         key=MODEL_KEY,
-        help="Every page analyses this model. Bundled models and imported ones are listed.",
+        format_func=_label,
+        help="Every page analyses this model. The zoo's models are listed, and models you imported in this "
+        "session (🔒 private: nobody else sees them unless you save them into the zoo).",
         on_change=lambda: set_params(model=st.session_state[MODEL_KEY]),
     )
     name = st.session_state[MODEL_KEY]
@@ -41,3 +45,19 @@ def model_picker() -> str:
     st.sidebar.caption(card.config.describe())
     set_params(model=name)
     return name
+
+
+def _label(name: str) -> str:
+    return f"🔒 {name} (private)" if loaders.is_private_name(name) else name
+
+
+def _explain_other_sessions_private_model(names: list[str]) -> None:
+    """A deep link to a private model of another session: say why it is not here, then use the default."""
+    raw = st.query_params.get("model")
+    if raw and loaders.is_private_name(raw) and raw not in names:
+        st.warning(
+            f"`model` {raw[:80]!r} was imported privately in another browser session (or an earlier visit): "
+            "private models are visible only in the session that imported them. To share a model, save it into "
+            "the model zoo. Showing the default model instead."
+        )
+        del st.query_params["model"]

@@ -3,10 +3,13 @@
 For a unit whose pre-activation on input ``x`` (pixels in [0, 1]) is
 ``w_eff(x) · x + b_eff(x)``, its embedding is the map ``x ⊙ w_eff(x)``: it is
 zero where the digit has no ink, and it sums, together with ``b_eff(x)``,
-exactly to the unit's pre-activation. For a first-layer unit ``w_eff`` is just
-its input weights (with the model's input normalisation folded in:
+exactly to the unit's pre-activation. For an MLP's first-layer unit ``w_eff``
+is just its input weights (with the model's input normalisation folded in:
 ``(x - m) / s`` gives ``w / s`` and ``b - m * sum(w) / s``), as in the
-MechMNISTic write-up.
+MechMNISTic write-up, computed here in closed form. For every other unit
+(deeper layers, conv channels, CNN FC units) ``w_eff(x)`` depends on the input
+through the ReLU masks and max-pool choices, and comes from
+``mechmnistic.analysis.grounding``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import torch
 from ..errors import MechMNISTicError
 from ..hooks import to_pixels
 from ..models.architectures import MNISTNet
+from .grounding import effective_weights
+from .units import check_layer, check_positions, check_units
 
 
 @dataclass(frozen=True)
@@ -27,11 +32,14 @@ class Embeddings:
 
     ``maps``: float32 ``[N, U, 28, 28]`` = ``x ⊙ w_eff(x)``; ``bias``: float32
     ``[N, U]`` = ``b_eff(x)``; so ``maps.sum((2, 3)) + bias`` is the
-    pre-activation ``[N, U]``.
+    pre-activation ``[N, U]``. ``positions``: for conv channels, int64 ``[N, U,
+    2]``, the ``(row, col)`` in the layer's map where each unit was grounded
+    (see ``grounding``); ``None`` for FC units.
     """
 
     maps: np.ndarray
     bias: np.ndarray
+    positions: np.ndarray | None = None
 
     @property
     def pre_activation(self) -> np.ndarray:
@@ -58,17 +66,28 @@ def first_layer_effective_weights(model: MNISTNet, units: np.ndarray | None = No
     return w.reshape(-1, 28, 28).float().numpy(), b.float().numpy()
 
 
-def hadamard_embeddings(model: MNISTNet, layer: str, images: np.ndarray, units: np.ndarray | None = None) -> Embeddings:
+def hadamard_embeddings(
+    model: MNISTNet,
+    layer: str,
+    images: np.ndarray,
+    units: np.ndarray | None = None,
+    positions: np.ndarray | None = None,
+) -> Embeddings:
     """Embeddings of ``layer``'s ``units`` (default all) on ``images`` (uint8 ``[N,28,28]`` or [0,1] floats).
 
-    Exact for a first-layer MLP unit. Units of deeper layers need the
-    input-dependent effective weights of ``mechmnistic.analysis.grounding``.
+    Any layer of any model. ``positions`` (conv layers only): int ``[U, 2]``
+    ``(row, col)`` per channel; by default a channel is embedded at its maximum
+    on each image. For (image, unit) pairs rather than a full grid (the top
+    examples of many units), use ``grounding.effective_weights_pairs`` and its
+    ``embeddings``.
     """
-    if layer != model.layer_names[0] or not isinstance(model.layer(layer), torch.nn.Linear):
-        raise MechMNISTicError(
-            f"Hadamard embeddings of {layer!r} need input-dependent effective weights (deeper layers and CNNs)"
-        )
-    w, b = first_layer_effective_weights(model, units)
-    pixels = to_pixels(images).numpy()  # [N, 28, 28]
-    maps = pixels[:, None, :, :] * w[None]  # [N, U, 28, 28]
-    return Embeddings(maps.astype(np.float32), np.broadcast_to(b, (len(pixels), len(b))).astype(np.float32))
+    check_layer(model, layer)
+    if layer == model.layer_names[0] and isinstance(model.layer(layer), torch.nn.Linear):
+        units = check_units(model, layer, units)
+        check_positions(model, layer, positions, len(units))  # FC units have none: say so
+        w, b = first_layer_effective_weights(model, units)
+        pixels = to_pixels(images).numpy()  # [N, 28, 28]
+        maps = pixels[:, None, :, :] * w[None]  # [N, U, 28, 28]
+        return Embeddings(maps.astype(np.float32), np.broadcast_to(b, (len(pixels), len(b))).astype(np.float32))
+    grounding = effective_weights(model, layer, images, units, positions)
+    return Embeddings(grounding.embeddings(images), grounding.b_eff, grounding.positions)

@@ -14,7 +14,8 @@ its own last column, each row of the effects matrix sums exactly to the logit.
 A unit is *important* for class ``c`` when its share of the row's total
 absolute effect, ``|effect[c, u]| / (sum_v |effect[c, v]| + |b[c]|)``, exceeds
 a threshold (default 2.5%). Each important unit is grounded in input space
-through its Hadamard embedding (``mechmnistic.analysis.embeddings``), and the
+through its effective pixel weights and Hadamard embedding
+(``mechmnistic.analysis.grounding``, exact at any depth), and the
 embeddings combine, weighted by the output weights, into one pixel map whose
 sum is exactly the units' total effect (see ``CombinedEmbedding``).
 """
@@ -29,7 +30,7 @@ import torch
 from ..errors import MechMNISTicError
 from ..hooks import run_with_cache, to_pixels
 from ..models.architectures import MNISTNet
-from .embeddings import first_layer_effective_weights, hadamard_embeddings
+from .grounding import effective_weights
 
 DEFAULT_SHARE = 0.025
 
@@ -175,18 +176,22 @@ class PixelView:
 def pixel_view(model: MNISTNet, image: np.ndarray, units: np.ndarray) -> PixelView:
     """Effective pixel weights and Hadamard embeddings of the final layer's input ``units`` on ``image``.
 
-    Raises ``MechMNISTicError`` saying why when the units cannot be grounded
-    in pixel space (no hidden layer, or a layer the embeddings do not cover yet).
+    Exact for any fully connected unit layer, at any depth and behind conv
+    layers: ``w_eff(x)`` and ``b_eff(x)`` come from
+    ``mechmnistic.analysis.grounding`` (for an MLP's first layer, simply its
+    input weights). Raises ``MechMNISTicError`` when the final layer reads no
+    fully connected hidden layer (pixels, or flattened feature maps).
     """
     final = final_layer(model)
     if final.unit_layer is None or not final.units_are_neurons:
         raise MechMNISTicError(
             "the final layer does not read a fully connected hidden layer, so its inputs have no Hadamard embedding"
         )
-    units = np.asarray(units, dtype=np.int64)
-    embeddings = hadamard_embeddings(model, final.unit_layer, to_pixels(image).numpy(), units)
-    weights, _ = first_layer_effective_weights(model, units)
-    return PixelView(units, weights, embeddings.maps[0], embeddings.bias[0].astype(np.float64))
+    pixels = to_pixels(image).numpy()
+    grounding = effective_weights(model, final.unit_layer, pixels, np.asarray(units, dtype=np.int64))
+    return PixelView(
+        grounding.units, grounding.w_eff[0], grounding.embeddings(pixels)[0], grounding.b_eff[0].astype(np.float64)
+    )
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,11 @@
 from .architectures import CNN, MLP, HookPoint, MNISTNet, build_model
 from .card import ModelCard
 from .config import CNNConfig, ConfigError, MLPConfig, ModelConfig, Normalization, config_from_dict, config_to_dict
+from .importer import ImportPlan, MissingAnswerError, UnsupportedModelError, import_model, read_for_import
 from .weights_io import MAX_WEIGHTS_BYTES, WeightsFileError, read_state_dict
 from .zoo import (
     DEFAULT_MODEL,
+    ModelExistsError,
     ModelLoadError,
     ModelNotFoundError,
     list_models,
@@ -21,5 +23,6 @@ __all__ = [
     "CNN", "MLP", "HookPoint", "MNISTNet", "build_model", "ModelCard", "CNNConfig", "ConfigError", "MLPConfig",
     "ModelConfig", "Normalization", "config_from_dict", "config_to_dict", "MAX_WEIGHTS_BYTES", "WeightsFileError",
     "read_state_dict", "DEFAULT_MODEL", "ModelLoadError", "ModelNotFoundError", "list_models", "load_card",
-    "load_model", "model_dir", "model_from_state_dict", "save_model", "validate_name",
+    "load_model", "model_dir", "model_from_state_dict", "save_model", "validate_name", "ModelExistsError",
+    "ImportPlan", "MissingAnswerError", "UnsupportedModelError", "import_model", "read_for_import",
 ]

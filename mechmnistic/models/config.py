@@ -17,7 +17,9 @@ from typing import Any, ClassVar
 from ..errors import MechMNISTicError
 
 IMAGE_SIZE = 28
-_LAYER_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*$")
+# Dotted module paths as PyTorch writes them; a part may be a bare index, as in a
+# plain ``nn.Sequential`` (``0``, ``2``) or ``net.0``.
+_LAYER_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
 # Attribute names the model classes use themselves; a layer may not shadow them.
 _RESERVED_ROOTS = {"hook_points", "config", "training"}
 

@@ -46,11 +46,9 @@ def read_state_dict(path: str | os.PathLike, data: bytes | None = None) -> State
     path = Path(path)
     name = path.name
     if data is None:
-        try:
-            size = path.stat().st_size
-        except FileNotFoundError:
-            raise WeightsFileError(f"{path}: no such file") from None
-        _check_size(name, size)
+        if not path.is_file():
+            raise WeightsFileError(f"{path}: no such file")
+        _check_size(name, path.stat().st_size)
         data = path.read_bytes()
     _check_size(name, len(data))
     suffix = path.suffix.lower()

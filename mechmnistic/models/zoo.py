@@ -37,6 +37,10 @@ class ModelLoadError(MechMNISTicError, RuntimeError):
     """A model exists but its files are unusable; the message says which and why."""
 
 
+class ModelExistsError(MechMNISTicError, FileExistsError):
+    """Saving would replace an existing model and overwriting was not asked for."""
+
+
 def validate_name(name: object) -> str:
     """Return ``name`` if it is a safe model name, else raise ``ModelNotFoundError``."""
     if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
@@ -142,15 +146,17 @@ def save_model(model: MNISTNet, card: ModelCard, zoo: str | os.PathLike | None =
     """Write ``model`` and ``card`` as zoo entry ``card.name``; returns the folder.
 
     The weights are written first and the card (with their SHA-256) last, each
-    atomically, so a crash at any point leaves either the old model, or a
-    folder that is not listed or loaded because its card is missing or names
-    other weights.
+    atomically; when overwriting, the old card goes first. So a crash at any
+    point leaves either the old model intact, or a folder without a card, which
+    is neither listed nor loaded and is simply replaced by the next save.
     """
     folder = model_dir(card.name, zoo)
-    if (folder / CARD_FILE).exists() and not overwrite:
-        raise FileExistsError(f"a model named {card.name!r} already exists in the zoo")
+    card_path = folder / CARD_FILE
+    if card_path.exists() and not overwrite:
+        raise ModelExistsError(f"a model named {card.name!r} already exists in the zoo (pass overwrite to replace it)")
     data = weights_bytes(model)
     card.weights_sha256 = file_sha256(data)
+    card_path.unlink(missing_ok=True)
     atomic_write_bytes(folder / WEIGHTS_FILE, data)
     atomic_write_text(folder / CARD_FILE, card.to_json())
     return folder

@@ -7,6 +7,7 @@ network; the app under test is a real `streamlit run` on a free loopback port.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -14,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -41,11 +43,11 @@ def browser_type_launch_args(browser_type_launch_args):
     }
 
 
-@pytest.fixture(scope="session")
-def app_url(tmp_path_factory):
-    """Start `streamlit run app.py` once per session; yields its base URL."""
+@contextlib.contextmanager
+def _serving(tmp_path_factory, env: dict[str, str]) -> Iterator[str]:
+    """Run `streamlit run app.py` with ``env`` added; yields its base URL, stops it after."""
     port = _free_port()
-    env = {**os.environ, "MECHMNISTIC_CACHE": str(tmp_path_factory.mktemp("app-cache"))}
+    env = {**os.environ, "MECHMNISTIC_CACHE": str(tmp_path_factory.mktemp("app-cache")), **env}
     log = open(tmp_path_factory.mktemp("app-log") / "streamlit.log", "w")
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -65,13 +67,34 @@ def app_url(tmp_path_factory):
             process.kill()
             raise RuntimeError(f"streamlit did not start; see {log.name}")
         time.sleep(0.3)
-    yield base
-    process.terminate()
     try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def app_url(tmp_path_factory):
+    """Start `streamlit run app.py` once per session; yields its base URL."""
+    with _serving(tmp_path_factory, {}) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def app_with_tmp_zoo(tmp_path_factory):
+    """A server whose model zoo is a temporary folder holding only mlp-1x64, for tests that write into the zoo.
+
+    Yields ``(base URL, zoo folder)``.
+    """
+    zoo = tmp_path_factory.mktemp("zoo")
+    shutil.copytree(REPO / "models" / "mlp-1x64", zoo / "mlp-1x64")
+    with _serving(tmp_path_factory, {"MECHMNISTIC_MODELS": str(zoo)}) as base:
+        yield base, zoo
 
 
 def wait_for_app(page, timeout_ms: int = 60_000) -> None:

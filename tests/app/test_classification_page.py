@@ -14,6 +14,7 @@ from streamlit.testing.v1 import AppTest
 from mechmnistic.analysis.logit_effects import explain_class, logit_effects
 from mechmnistic.analysis.predictions import indices_of_digit, misclassified, split_predictions
 from mechmnistic.canvas_sim import render_on_canvas
+from mechmnistic.models import CNNConfig, ModelCard, build_model
 from mechmnistic.preprocess import preprocess_drawing
 
 from ..conftest import BUNDLED_MODELS
@@ -119,11 +120,29 @@ def test_every_bundled_model_renders(name, bundled, mnist_test):
     assert _prediction_shown(at) == expected.prediction
     effects = next(spec for title, spec in _figures(at).items() if title.startswith("Logit effects"))
     assert _array(effects["data"][0]["z"]).shape == expected.effects.shape
-    explanation = explain_class(model, mnist_test.images[0], expected, expected.prediction)
-    if explanation.pixels is None:  # said plainly, not crashed
-        assert any("not available for this model yet" in i.value for i in at.info)
-    else:
-        assert len(at.get("plotly_chart")) == 8, "input, logits, probabilities, activations, weights, effects, units, combined"
+    assert len(at.get("plotly_chart")) == 8, "input, logits, probabilities, activations, weights, effects, units, combined"
+    shown = at.dataframe[0].value["unit"].tolist()
+    assert shown == [u.unit for u in explain_class(model, mnist_test.images[0], expected, expected.prediction).units]
+
+
+def test_a_final_layer_reading_feature_maps_says_what_does_not_apply(mnist_test):
+    """A CNN with no hidden FC layer: its final layer reads flattened pooled maps, which are not neurons."""
+    model = build_model(CNNConfig(conv_channels=(2,), kernel_sizes=(3,), fc_sizes=()))
+    model.card = ModelCard(name="maps-only@00000000", config=model.config, weights_sha256="")
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.session_state["private_models"] = {"maps-only@00000000": model}
+    at.run()
+    at.switch_page(PAGE)
+    at.query_params["model"] = "maps-only@00000000"
+    at.query_params["test_index"] = "3"
+    at.run()
+    assert not at.exception
+    assert _prediction_shown(at) == logit_effects(model, mnist_test.images[3]).prediction
+    assert any("do not apply" in i.value and "no Hadamard embedding" in i.value for i in at.info)
+    assert "Neuron Explorer" not in at.dataframe[0].value.columns, "no links to neurons that are not neurons"
+    at.session_state["classify_effects"] = {"selection": {"points": [{"x": 5, "y": 0}]}}
+    at.run()
+    assert any("not neurons" in i.value for i in at.info)
 
 
 def test_pick_by_digit():

@@ -1,0 +1,122 @@
+"""Conv layers: filters, feature maps, and each channel's top examples with where it fired.
+
+A conv unit is a channel. Over the dataset its activation on an image is the
+channel's maximum after ReLU, at the position kept by
+``analysis.activations`` (``(row, col)`` in the layer's pre-pooling map); a
+channel *at a position* is the single number at that cell. Both are grounded
+in pixels by ``analysis.grounding`` (``units`` = channels, optional
+``positions``). ``receptive_field`` says which pixels a position sees, so a
+view can draw the box where a channel fired.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from ..data import Split
+from ..hooks import run_with_cache, to_pixels
+from ..models.architectures import MNISTNet
+from .activations import is_conv, layer_activations
+from .units import UnitError, check_layer, check_positions, check_units
+
+Stage = Literal["pre", "post", "pool"]
+
+
+def _check_conv(model: MNISTNet, layer: str) -> torch.nn.Conv2d:
+    if not is_conv(model, check_layer(model, layer)):
+        raise UnitError(f"{layer} is not a conv layer; conv layers: {[n for n in model.layer_names if is_conv(model, n)]}")
+    return model.layer(layer)
+
+
+@dataclass(frozen=True)
+class Filters:
+    """A conv layer's kernels: ``weights`` float32 ``[C_out, C_in, k, k]`` (one ``k x k`` kernel per
+    output channel and input channel) and ``bias`` float32 ``[C_out]``. These are the module's own
+    weights: for a first layer of a normalising model they act on normalised pixels."""
+
+    layer: str
+    weights: np.ndarray
+    bias: np.ndarray
+
+
+def filters(model: MNISTNet, layer: str) -> Filters:
+    module = _check_conv(model, layer)
+    bias = module.bias.detach().numpy() if module.bias is not None else np.zeros(module.out_channels)
+    return Filters(layer, module.weight.detach().numpy().astype(np.float32), bias.astype(np.float32))
+
+
+def feature_maps(model: MNISTNet, layer: str, image: np.ndarray | torch.Tensor, stage: Stage = "post") -> np.ndarray:
+    """Every channel's map on one image (``[28, 28]``): float32 ``[C, H, W]``.
+
+    ``stage``: ``pre`` (the convolution's output), ``post`` (after ReLU; the
+    maps whose maxima are the channel activations) or ``pool`` (after
+    max-pooling: what the next layer reads).
+    """
+    _check_conv(model, layer)
+    if stage not in ("pre", "post", "pool"):
+        raise UnitError(f"stage must be pre, post or pool, got {stage!r}")
+    pixels = to_pixels(image)
+    if len(pixels) != 1:
+        raise UnitError(f"one image at a time, got {len(pixels)}")
+    _, cache = run_with_cache(model, pixels, names=[f"{layer}.{stage}"])
+    return cache[f"{layer}.{stage}"][0].numpy()
+
+
+def receptive_field(model: MNISTNet, layer: str, position: tuple[int, int] | np.ndarray) -> np.ndarray:
+    """The pixels that a conv layer's map cell ``(row, col)`` depends on, as an inclusive box
+    ``[row0, col0, row1, col1]`` (int64). For several positions ``[P, 2]``, boxes ``[P, 4]``."""
+    _check_conv(model, layer)
+    cells = np.asarray(position, dtype=np.int64)
+    single = cells.ndim == 1
+    cells = check_positions(model, layer, cells.reshape(-1, 2), len(cells.reshape(-1, 2)))
+    low, high = cells.copy(), cells.copy()
+    names = model.layer_names
+    for i in range(names.index(layer), -1, -1):
+        k = model.layer(names[i]).kernel_size[0]
+        high = high + k - 1  # a cell of this layer's map reads a k x k window of its input
+        if i > 0:  # that input is the previous conv layer's pooled map
+            pool = model.config.pool_size
+            low, high = low * pool, high * pool + pool - 1
+    boxes = np.concatenate([low, high], axis=1)
+    return boxes[0] if single else boxes
+
+
+@dataclass(frozen=True)
+class ChannelExamples:
+    """The images of a split on which a channel fires hardest.
+
+    ``indices`` int64 ``[k]`` into the split, strongest first; ``values``
+    float32 ``[k]`` the channel's maximum after ReLU; ``positions`` int32
+    ``[k, 2]`` where that maximum is in the layer's map; ``boxes`` int64
+    ``[k, 4]`` the pixels it sees there (``receptive_field``).
+    """
+
+    layer: str
+    channel: int
+    indices: np.ndarray
+    values: np.ndarray
+    positions: np.ndarray
+    boxes: np.ndarray
+
+
+def top_channel_examples(
+    model: MNISTNet, layer: str, channel: int, k: int = 500, split: Split = "train"
+) -> ChannelExamples:
+    """The ``k`` images of ``split`` where ``channel`` of conv ``layer`` reaches its highest maximum
+    (ties: lower index first), from the cached dataset activations."""
+    _check_conv(model, layer)
+    channel = int(check_units(model, layer, [channel])[0])
+    acts = layer_activations(model, layer, split)
+    values = acts.values[:, channel]
+    if not 1 <= k <= len(values):
+        raise UnitError(f"k must be between 1 and {len(values)}, got {k}")
+    candidates = np.argpartition(-values, k - 1)[:k] if k < len(values) else np.arange(len(values))
+    order = np.lexsort((candidates, -values[candidates]))
+    indices = candidates[order].astype(np.int64)
+    positions = acts.argmax[indices, channel]
+    return ChannelExamples(layer, channel, indices, values[indices], positions,
+                           receptive_field(model, layer, positions.astype(np.int64)))
