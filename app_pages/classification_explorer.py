@@ -200,7 +200,8 @@ else:
     top, every = explanation.combined, explanation.combined_all
     st.plotly_chart(viz.combined_embeddings_figure(
         np.stack([top.map, every.map]),
-        [f"the {len(top.units)} important units", f"all {len(every.units)} units"]), key="classify_combined")
+        [f"the {len(top.units)} important units",
+         f"all {len(every.units)} units ({int((effects.activations > 0).sum())} active)"]), key="classify_combined")
     top_sum, every_sum = top.map.sum(), every.map.sum()
     st.caption(
         f"Important units: pixel sum {top_sum:+.4g} + bias term {top.bias:+.4g} = "
