@@ -17,6 +17,7 @@ Hook names (shapes for N images; see ``ActivationCache.describe``):
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
@@ -66,14 +67,27 @@ def hooks(model: MNISTNet, fns: dict[str, Callable[[torch.Tensor], torch.Tensor 
 
     A function may return a tensor to replace the activation (for ablations and
     patching) or ``None`` to leave it. Hooks are removed on exit, always.
+
+    Hooks act only on forward passes run by the thread that attached them: the
+    app shares one model object between sessions (each session's script runs in
+    its own thread), and one session's capture or ablation must never see or
+    change another's forward pass.
     """
     unknown = set(fns) - set(model.hook_names)
     if unknown:
         raise KeyError(f"unknown hook names {sorted(unknown)}; known: {model.hook_names}")
+    owner = threading.get_ident()
+
+    def attach(fn: Callable[[torch.Tensor], torch.Tensor | None]):
+        def hook(_module, _inputs, out):
+            return fn(out) if threading.get_ident() == owner else None
+
+        return hook
+
     handles = []
     try:
         for name, fn in fns.items():
-            handles.append(model.hook(name).register_forward_hook(lambda _m, _i, out, fn=fn: fn(out)))
+            handles.append(model.hook(name).register_forward_hook(attach(fn)))
         yield
     finally:
         for handle in handles:

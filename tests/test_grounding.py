@@ -65,8 +65,11 @@ def test_effective_weights_are_the_gradient(bundled, mnist_test, name):
     [
         MLPConfig(hidden_sizes=(16, 8), normalization=Normalization(0.1307, 0.3081)),
         CNNConfig(conv_channels=(3, 4), fc_sizes=(12,), normalization=Normalization(0.5, 0.25)),
+        # 5x5 kernels and 3x3 pooling: windows that floor away map edges, patches wider than the input.
+        CNNConfig(conv_channels=(3, 4), kernel_sizes=(5, 3), pool_size=3, fc_sizes=(6,),
+                  normalization=Normalization(0.2, 0.5)),
     ],
-    ids=["mlp", "cnn"],
+    ids=["mlp", "cnn", "cnn-k5-pool3"],
 )
 def test_a_normalising_model_is_grounded_in_pixel_space(config, mnist_test):
     torch.manual_seed(0)

@@ -130,3 +130,37 @@ def test_unknown_hook_name_is_clear():
 def test_bad_image_inputs_are_clear(bad):
     with pytest.raises((TypeError, ValueError)):
         to_pixels(bad)
+
+
+def test_concurrent_threads_on_one_shared_model_never_see_each_others_hooks(bundled, mnist_test):
+    """The app shares one model between sessions; each thread's capture and ablation stay its own."""
+    import threading
+
+    model = bundled("mlp-2x64")
+    images = mnist_test.images[:512]
+    expected, _ = run_with_cache(model, images)
+    errors, barrier = [], threading.Barrier(4)
+
+    def capture():
+        barrier.wait()
+        for _ in range(10):
+            logits, cache = run_with_cache(model, images, names=["layers.1.post"], batch_size=64)
+            if not torch.equal(logits, expected) or cache["layers.1.post"].shape != (512, 64):
+                errors.append("capture saw another thread's hooks")
+
+    def ablate():
+        barrier.wait()
+        for _ in range(10):
+            with hooks(model, {"layers.0.post": torch.zeros_like}):
+                with torch.no_grad():
+                    ablated = model(torch.as_tensor(images[:64], dtype=torch.float32) / 255)
+            if not torch.allclose(ablated, ablated[:1].expand_as(ablated)):
+                errors.append("ablation was not applied to its own forward pass")
+
+    threads = [threading.Thread(target=f) for f in (capture, capture, ablate, ablate)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    assert _no_hooks_left(model)

@@ -59,8 +59,8 @@ def test_last_hidden_layer_adds_up_to_the_change_from_all_off(bundled, mnist_tes
     flat = result.activations.reshape(20, -1)
     effects = flat[:, None, :] * last.weight.detach().numpy()[None]
     np.testing.assert_allclose(result.attributions.reshape(20, model.n_classes, -1), effects, atol=1e-5)
-    np.testing.assert_allclose(result.baseline_logits, np.broadcast_to(last.bias.detach().numpy(), (20, model.n_classes)),
-                               atol=1e-6)
+    bias = np.broadcast_to(last.bias.detach().numpy(), (20, model.n_classes))
+    np.testing.assert_allclose(result.baseline_logits, bias, atol=1e-6)
 
 
 @pytest.mark.parametrize("name", ["mlp-2x64", "cnn-digits"])

@@ -28,7 +28,8 @@ Stage = Literal["pre", "post", "pool"]
 
 def _check_conv(model: MNISTNet, layer: str) -> torch.nn.Conv2d:
     if not is_conv(model, check_layer(model, layer)):
-        raise UnitError(f"{layer} is not a conv layer; conv layers: {[n for n in model.layer_names if is_conv(model, n)]}")
+        convs = [name for name in model.layer_names if is_conv(model, name)]
+        raise UnitError(f"{layer} is not a conv layer; conv layers: {convs}")
     return model.layer(layer)
 
 

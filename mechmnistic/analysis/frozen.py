@@ -19,13 +19,12 @@ is taken at the first in row-major order.
 
 from __future__ import annotations
 
-from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
-from ..hooks import hooks, run_with_cache
+from ..hooks import hooks
 from ..models.architectures import MNISTNet
 from .activations import is_conv
 from .units import conv_map_size, output_hook
@@ -42,7 +41,7 @@ class FrozenPattern:
     (bool ``[M, units]``); conv layers, per pooled cell, whether the window's
     maximum is on (bool ``[C, M, H', W']``: channel first, then image, the
     layout the backward pass works in). ``phase``: conv layers only, where in
-    its pooling window the maximum sits (int64 ``[C, M, H', W']``, ``row *
+    its pooling window the maximum sits (uint8 ``[C, M, H', W']``, ``row *
     pool + col`` within the window). ``target_pre``: the target layer's
     pre-activation ``[M, units]`` or ``[M, C, H, W]``.
     """
@@ -57,24 +56,46 @@ def freeze(model: MNISTNet, layer: str, pixels: torch.Tensor, switch_off: str | 
 
     ``switch_off``: a layer whose output (after ReLU and pooling) is replaced
     by zeros during the forward pass: the pattern of the all-off baseline.
+    Hooks on the model's own forward pass keep only the pattern (a byte or a
+    bit per unit), never the float maps: memory traffic is what costs here.
     """
     below = model.layer_names[: model.layer_names.index(layer)]
-    conv_below = [name for name in below if is_conv(model, name)]
-    names = [f"{layer}.pre", *(f"{n}.pre" for n in below if n not in conv_below), *(f"{n}.post" for n in conv_below)]
-    off = nullcontext() if switch_off is None else hooks(model, {output_hook(model, switch_off): torch.zeros_like})
-    with off:
-        _, cache = run_with_cache(model, pixels, names=names, batch_size=FORWARD_BATCH)
-    on = {name: cache[f"{name}.pre"] > 0 for name in below if name not in conv_below}
-    phase = {}
-    for name in conv_below:
-        post = cache[f"{name}.post"]
-        pool = model.config.pool_size
-        # Pooling the model's own ReLU output again gives the choices its forward made.
-        pooled, index = F.max_pool2d(post, pool, return_indices=True)
-        on[name] = (pooled > 0).transpose(0, 1).contiguous()  # the maximum's ReLU is on iff it is positive
-        # One byte per cell: these are gathered per row, and memory traffic dominates here.
-        phase[name] = _window_phase(index, post.shape[3], pool).to(torch.uint8).transpose(0, 1).contiguous()
-    return FrozenPattern(on, phase, cache[f"{layer}.pre"])
+    pool = getattr(model.config, "pool_size", 1)
+    kept: dict[str, list[torch.Tensor]] = {name: [] for name in [*below, layer]}
+    phases: dict[str, list[torch.Tensor]] = {name: [] for name in below if is_conv(model, name)}
+
+    def relu_mask(name: str):
+        return lambda pre: kept[name].append(pre > 0)
+
+    def pool_choice(name: str):
+        def record(post: torch.Tensor) -> None:
+            # Pooling the model's own ReLU output again gives the choices its forward makes.
+            pooled, index = F.max_pool2d(post, pool, return_indices=True)
+            kept[name].append(pooled > 0)  # the window's maximum is on exactly when it is positive
+            phases[name].append(_window_phase(index, post.shape[3], pool).to(torch.uint8))
+
+        return record
+
+    fns = {f"{layer}.pre": kept[layer].append}
+    for name in below:
+        if name in phases:
+            fns[f"{name}.post"] = pool_choice(name)
+        else:
+            fns[f"{name}.pre"] = relu_mask(name)
+    if switch_off is not None:
+        fns[output_hook(model, switch_off)] = torch.zeros_like
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), hooks(model, fns):
+            for start in range(0, len(pixels), FORWARD_BATCH):
+                model(pixels[start : start + FORWARD_BATCH])
+    finally:
+        model.train(was_training)
+    # Conv patterns channel first, the layout carry_back works in.
+    on = {n: torch.cat(kept[n]).transpose(0, 1).contiguous() if n in phases else torch.cat(kept[n]) for n in below}
+    phase = {n: torch.cat(parts).transpose(0, 1).contiguous() for n, parts in phases.items()}
+    return FrozenPattern(on, phase, torch.cat(kept[layer]))
 
 
 def _window_phase(index: torch.Tensor, width: int, pool: int) -> torch.Tensor:
@@ -139,12 +160,15 @@ def _unpool_conv_input_grad(
     for s in range(steps):
         for t in range(steps):
             poly[:, :, :, :, s : s + height, t : t + width] += patches[s, t]
-    full = poly.permute(2, 3, 4, 0, 5, 1).reshape(c_in, rows, pool * poly.shape[4], pool * poly.shape[5])
-    # The patches reach at most pixel pool*H' + k - 2 < in_size: cropping or zero-padding is exact.
-    out = grad.new_zeros(c_in, rows, in_size, in_size)
-    fit_h, fit_w = min(in_size, full.shape[2]), min(in_size, full.shape[3])
-    out[:, :, :fit_h, :fit_w] = full[:, :, :fit_h, :fit_w]
-    return out
+    # Interleave the phases straight into the output. The patches reach at most pixel
+    # pool*H' + k - 2 < in_size, so zero-padding or cropping the polyphase grid is exact.
+    grid_h, grid_w = poly.shape[4], poly.shape[5]
+    side_h, side_w = max(in_size, pool * grid_h), max(in_size, pool * grid_w)
+    covered = (side_h, side_w) == (pool * grid_h, pool * grid_w)
+    out = grad.new_empty(c_in, rows, side_h, side_w) if covered else grad.new_zeros(c_in, rows, side_h, side_w)
+    interleaved = out[:, :, : pool * grid_h, : pool * grid_w].view(c_in, rows, grid_h, pool, grid_w, pool)
+    interleaved.copy_(poly.permute(2, 3, 4, 0, 5, 1))
+    return out[:, :, :in_size, :in_size]
 
 
 def _place_kernels(weight: torch.Tensor, units: torch.Tensor, positions: torch.Tensor, in_size: int) -> torch.Tensor:

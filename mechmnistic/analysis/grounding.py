@@ -15,8 +15,8 @@ max-pool choices active on ``x`` (the normalisation's ``1/std`` folded in).
 normalisation's offset ``-mean/std`` pushed through them.
 
 How it is computed (``mechmnistic.analysis.frozen``). One forward pass of the
-model (its own code, through ``run_with_cache``) per distinct image records
-the masks and pool choices; then the gradient is carried backwards by hand
+model (its own code, with hooks) per distinct image records the masks and
+pool choices; then the gradient is carried backwards by hand
 through that frozen pattern, for a whole chunk of (image, unit) rows at once.
 So an image shared by many units is run forwards once, and no autograd graph
 is built per row. ``b_eff`` accumulates, layer by layer, the gradient at each

@@ -1,0 +1,43 @@
+"""Bar charts of one unit's connections: weights from or to other units, or what each source contributed."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import plotly.graph_objects as go
+
+POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
+
+
+def ranked_bar(
+    values: np.ndarray,
+    labels: Sequence[str],
+    title: str,
+    value_title: str,
+    top: int | None = 20,
+    order: Literal["magnitude", "value"] = "magnitude",
+    customdata: np.ndarray | None = None,
+) -> go.Figure:
+    """Horizontal bars, first entry at the top, coloured by sign (red positive, blue negative).
+
+    ``values`` float ``[K]`` with ``labels[K]``; ``order``: by magnitude
+    (what moves the unit most) or by signed value (most positive first).
+    ``top``: keep this many (``None``: all). ``customdata`` ``[K, ...]`` rides
+    along per bar, so a page can open the unit behind a clicked bar.
+    """
+    values = np.asarray(values, dtype=float)
+    key = -np.abs(values) if order == "magnitude" else -values
+    keep = np.argsort(key, kind="stable")[: top if top is not None else len(values)]
+    names = [str(labels[i]) for i in keep]
+    bar = go.Bar(
+        x=values[keep], y=names, orientation="h", marker_color=[POSITIVE if v >= 0 else NEGATIVE for v in values[keep]],
+        customdata=None if customdata is None else np.asarray(customdata)[keep],
+        hovertemplate=f"%{{y}}<br>{value_title} %{{x:.4g}}<extra></extra>",
+    )
+    fig = go.Figure(bar)
+    fig.update_yaxes(autorange="reversed", type="category")
+    fig.update_layout(title=title, xaxis_title=value_title, height=max(220, 22 * len(keep) + 80),
+                      margin=dict(l=10, r=10, t=40, b=10))
+    return fig
