@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -127,6 +128,7 @@ def test_every_bundled_model_renders(name, bundled, mnist_test):
 
 def test_a_final_layer_reading_feature_maps_says_what_does_not_apply(mnist_test):
     """A CNN with no hidden FC layer: its final layer reads flattened pooled maps, which are not neurons."""
+    torch.manual_seed(0)
     model = build_model(CNNConfig(conv_channels=(2,), kernel_sizes=(3,), fc_sizes=()))
     model.card = ModelCard(name="maps-only@00000000", config=model.config, weights_sha256="")
     at = AppTest.from_file(APP, default_timeout=90)
@@ -136,6 +138,7 @@ def test_a_final_layer_reading_feature_maps_says_what_does_not_apply(mnist_test)
     at.query_params["model"] = "maps-only@00000000"
     at.query_params["test_index"] = "3"
     at.run()
+    at.slider(key="classify_share_percent").set_value(0.5).run()
     assert not at.exception
     assert _prediction_shown(at) == logit_effects(model, mnist_test.images[3]).prediction
     assert any("do not apply" in i.value and "no Hadamard embedding" in i.value for i in at.info)
