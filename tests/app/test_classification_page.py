@@ -7,6 +7,7 @@ import io
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -352,6 +353,24 @@ def test_browser_picking_a_test_example(page, app_url, bundled, mnist_test):
     first_three = int(indices_of_digit("test", 0)[0])
     page.wait_for_url(f"**test_index={first_three}**", timeout=60_000)
     _expect_prediction(page, model, mnist_test.images[first_three])
+
+
+@pytest.mark.browser
+def test_browser_downloads_carry_the_numbers_shown(page, app_url, bundled, mnist_test):
+    page.goto(f"{app_url}/classify?model=mlp-1x64&test_index=8")
+    wait_for_app(page)
+    expected = logit_effects(bundled("mlp-1x64"), mnist_test.images[8])
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download logit effects").click()
+    table = pd.read_csv(download.value.path())
+    assert list(table.columns) == ["class", *map(str, range(64)), "bias", "logit"]
+    np.testing.assert_allclose(table.drop(columns=["class", "logit"]).to_numpy(), expected.effects, rtol=1e-6)
+    np.testing.assert_allclose(table["logit"], expected.logits, rtol=1e-6)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download combined embeddings").click()
+    with np.load(download.value.path()) as saved:
+        assert saved["all_map"].sum() + saved["all_bias"] + saved["output_bias"] == pytest.approx(
+            float(saved["logit"]), abs=1e-4)
 
 
 @pytest.mark.browser
