@@ -8,6 +8,8 @@ URL contracts (``model`` is always the zoo name):
 
 * Neuron Explorer    ``/neuron?model=M&layer=L&neuron=U`` (conv channels: ``neuron`` is the channel)
 * Classification     ``/classify?model=M&test_index=I`` (or ``train_index=I`` for a training image)
+* Ablations          ``/ablations?model=M&...`` and Hypothesis & scrubbing ``/hypothesis?model=M&...``, both
+  carrying the hypothesis settings of ``ui.hypothesis_controls`` (``layer``, ``template``, ``lo``, ``hi``, ...)
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ import streamlit as st
 
 NEURON_PAGE = "app_pages/neuron_explorer.py"
 CLASSIFY_PAGE = "app_pages/classification_explorer.py"
-URL_PATHS = {NEURON_PAGE: "neuron", CLASSIFY_PAGE: "classify"}
+ABLATIONS_PAGE = "app_pages/ablations.py"
+HYPOTHESIS_PAGE = "app_pages/hypothesis.py"
+URL_PATHS = {NEURON_PAGE: "neuron", CLASSIFY_PAGE: "classify", ABLATIONS_PAGE: "ablations",
+             HYPOTHESIS_PAGE: "hypothesis"}
 
 
 def href(page: str, **params: object) -> str:
@@ -38,3 +43,11 @@ def neuron_href(model: str, layer: str, neuron: int) -> str:
 
 def classify_href(model: str, test_index: int | None = None, train_index: int | None = None) -> str:
     return href(CLASSIFY_PAGE, model=model, test_index=test_index, train_index=train_index)
+
+
+def ablations_href(model: str, **params: object) -> str:
+    return href(ABLATIONS_PAGE, model=model, **params)
+
+
+def hypothesis_href(model: str, **params: object) -> str:
+    return href(HYPOTHESIS_PAGE, model=model, **params)

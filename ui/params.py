@@ -59,3 +59,18 @@ def set_params(**values: object) -> None:
             st.query_params.pop(key, None)
         elif st.query_params.get(key) != str(value):
             st.query_params[key] = str(value)
+
+
+def float_param(name: str, default: float | None, low: float = -1e12, high: float = 1e12) -> Param:
+    """A finite number in ``[low, high]`` from ``?name=``; junk gives the default and a message."""
+    raw = st.query_params.get(name)
+    if raw is None or raw == "":
+        return Param(default)
+    try:
+        value = float(raw.strip()) if len(raw) <= 32 else None
+    except ValueError:
+        value = None
+    if value is None or not (low <= value <= high):  # also refuses nan and inf
+        return Param(default, f"`{name}` must be a number between {low:g} and {high:g}; got {_shown(raw)}. "
+                              "Showing the default instead.")
+    return Param(value)

@@ -1,0 +1,111 @@
+"""Cached dataset-wide arrays for the circuit pages (attribution, ablations, hypotheses, scrubbing).
+
+Keyed by the model's name and weights fingerprint (a re-imported model is never
+served stale arrays); the arrays come from the core's disk cache, so a new
+server process reads them in a second or two. The first computation for a
+model shows a spinner saying what is being computed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from mechmnistic.analysis.ablation import InterventionResult, ablate, patch_activations
+from mechmnistic.analysis.activations import layer_activations
+from mechmnistic.analysis.attribution import attributed_layer, unit_contributions
+from mechmnistic.analysis.hypothesis import image_scores, local_pca_projection, model_predictions
+from mechmnistic.cache import is_cached, model_fingerprint
+from mechmnistic.hooks import run_with_cache
+
+from . import loaders
+
+SPLIT_SIZES = {"train": 60_000, "test": 10_000}
+
+
+def _spinner_text(model_name: str, layer: str, split: str) -> str:
+    net = loaders.load_model(model_name)
+    if is_cached(net, "layer_activations", {"layer": layer, "split": split}):
+        return "Loading activations…"
+    return f"Computing {layer} over all {SPLIT_SIZES[split]:,} {split} images (once per model, then cached)…"
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _activations(model_name: str, fingerprint: str, layer: str, split: str) -> np.ndarray:
+    return layer_activations(loaders.load_model(model_name), layer, split).values
+
+
+def activations(model_name: str, layer: str, split: str) -> np.ndarray:
+    """``layer``'s unit activations over ``split``, float32 ``[N, U]`` (read-only)."""
+    with st.spinner(_spinner_text(model_name, layer, split)):
+        return _activations(model_name, model_fingerprint(loaders.load_model(model_name)), layer, split)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _predictions(model_name: str, fingerprint: str, split: str) -> np.ndarray:
+    return model_predictions(loaders.load_model(model_name), split)
+
+
+def predictions(model_name: str, split: str) -> np.ndarray:
+    """The model's predicted class for every image of ``split``, int64 ``[N]``."""
+    net = loaders.load_model(model_name)
+    with st.spinner(_spinner_text(model_name, net.layer_names[-1], split)):
+        return _predictions(model_name, model_fingerprint(net), split)
+
+
+@st.cache_data(show_spinner="Scoring every image against the template…", max_entries=32)
+def scores(template: np.ndarray, center: float, split: str) -> np.ndarray:
+    """``s(x)`` for every image of ``split``, float64 ``[N]`` (keyed by the template's pixels)."""
+    return image_scores(loaders.mnist(split).images, template, center)
+
+
+@st.cache_data(show_spinner="Computing the layer's principal components…", max_entries=8)
+def _pca(model_name: str, fingerprint: str, layer: str, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    return local_pca_projection(_activations(model_name, fingerprint, layer, "train"), n_components)
+
+
+def pca(model_name: str, layer: str, n_components: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Training-set activations of ``layer`` on their top components: ``([60000, k], explained ratio [k])``."""
+    activations(model_name, layer, "train")  # the spinner, if they are not computed yet
+    return _pca(model_name, model_fingerprint(loaders.load_model(model_name)), layer, n_components)
+
+
+@st.cache_data(show_spinner="Ablating over the test set…", max_entries=64)
+def _ablation(model_name: str, fingerprint: str, layer: str, units: tuple[int, ...], method: str,
+              seed: int) -> InterventionResult:
+    return ablate(loaders.load_model(model_name), layer, list(units), method, images="test", seed=seed)
+
+
+def ablation(model_name: str, layer: str, units: np.ndarray, method: str, seed: int) -> InterventionResult:
+    """``ablate`` on the whole test set (with the model's own labels), cached per setting."""
+    net = loaders.load_model(model_name)
+    return _ablation(model_name, model_fingerprint(net), layer, tuple(int(u) for u in units), method, seed)
+
+
+@st.cache_data(show_spinner="Attributing the test set's logits…", max_entries=16)
+def _unit_contributions(model_name: str, fingerprint: str, target: tuple[int, int | None]) -> tuple[np.ndarray, float]:
+    net = loaders.load_model(model_name)
+    layer, hook = attributed_layer(net)
+    if hook == f"{layer}.post":
+        values = _activations(model_name, fingerprint, layer, "test")
+    else:  # pooled conv maps feed the output: not in the per-unit cache
+        values = run_with_cache(net, loaders.mnist("test").images, names=[hook])[1][hook]
+    return unit_contributions(net, values, target)
+
+
+def unit_contributions_on_test(model_name: str, target: tuple[int, int | None]) -> tuple[np.ndarray, float]:
+    """Per-unit direct logit contributions on the test set, float64 ``[10000, U]``, and the bias term."""
+    net = loaders.load_model(model_name)
+    return _unit_contributions(model_name, model_fingerprint(net), target)
+
+
+@st.cache_data(show_spinner="Patching every test image…", max_entries=32)
+def _patching(model_name: str, fingerprint: str, layer: str, units: tuple[int, ...],
+              source: np.ndarray) -> InterventionResult:
+    return patch_activations(loaders.load_model(model_name), layer, list(units), source, images="test")
+
+
+def patching(model_name: str, layer: str, units: np.ndarray, source: np.ndarray) -> InterventionResult:
+    """``patch_activations`` of one source image into the whole test set, cached per setting."""
+    net = loaders.load_model(model_name)
+    return _patching(model_name, model_fingerprint(net), layer, tuple(int(u) for u in units), np.asarray(source))
