@@ -79,8 +79,7 @@ class_names = [str(c) for c in range(net.n_classes)]
 picker, summary = st.columns([1, 2], gap="large")
 with picker:
     chosen = pick_input(lambda: _predictions(model_name), labels_hidden=bool(card.label_function.get("hidden")))
-if chosen.image is None:
-    summary.info(chosen.message)
+if chosen.image is None:  # a blank canvas, which says so
     st.stop()
 
 effects = le.logit_effects(net, chosen.image)

@@ -15,8 +15,8 @@ import numpy as np
 import streamlit as st
 
 from mechmnistic.analysis.predictions import Predictions, example, indices_of_digit, misclassified
-from mechmnistic.preprocess import CANVAS_SIZE, preprocess_drawing
 
+from .drawing import draw_digit
 from .params import int_param, set_params
 
 TEST, TRAIN, DRAW = "Test example", "Training image", "Drawing"
@@ -31,20 +31,14 @@ DIGIT_KEY = "classify_digit"
 DIGIT_EXAMPLE_KEY = "classify_digit_example"
 MISTAKE_KEY = "classify_mistake"
 REVEAL_KEY = "classify_reveal_labels"
-STROKE_KEY = "classify_stroke_width"
-CANVAS_GENERATION_KEY = "classify_canvas_generation"
+CANVAS_KEY = "classify_canvas"
 #: The example this session last put in the URL; a URL that differs is a new deep link.
 _LINKED_KEY = "_classify_linked_example"
 
 
-def canvas_key(generation: int) -> str:
-    """The drawing canvas's widget key; clearing the canvas starts a new generation (a fresh canvas)."""
-    return f"classify_canvas_{generation}"
-
-
 @dataclass(frozen=True)
 class ChosenInput:
-    """The input to explain: ``image`` uint8 ``[28, 28]`` (``None`` when nothing is drawn, with ``message``).
+    """The input to explain: ``image`` uint8 ``[28, 28]``, ``None`` while the canvas is blank (the canvas says so).
 
     ``split``/``index`` locate an MNIST example (``None`` for a drawing); ``digit`` is its MNIST label.
     """
@@ -54,7 +48,6 @@ class ChosenInput:
     split: str | None = None
     index: int | None = None
     digit: int | None = None
-    message: str = ""
 
 
 def _remember(key: str, default: object) -> None:
@@ -169,29 +162,7 @@ def _pick_mistake(predictions: Callable[[], Predictions], labels_hidden: bool) -
     return _from_split("test", int(index))
 
 
-def _clear_canvas() -> None:
-    st.session_state[CANVAS_GENERATION_KEY] = st.session_state.get(CANVAS_GENERATION_KEY, 0) + 1
-
-
 def _draw() -> ChosenInput:
-    # Imported here: the component can only be created inside a running app.
-    from streamlit_drawable_canvas import st_canvas
-
-    controls = st.columns([3, 1], vertical_alignment="bottom")
-    _remember(STROKE_KEY, 20)
-    width = controls[0].slider("Stroke width", 5, 50, key=STROKE_KEY, on_change=_memorise, args=(STROKE_KEY,))
-    controls[1].button("Clear", key="classify_clear", on_click=_clear_canvas)
-    canvas = st_canvas(
-        stroke_width=width, stroke_color="#FFFFFF", background_color="#000000", height=CANVAS_SIZE,
-        width=CANVAS_SIZE, drawing_mode="freedraw", return_image_data=True,
-        key=canvas_key(st.session_state.get(CANVAS_GENERATION_KEY, 0)),
-    )
+    image = draw_digit(CANVAS_KEY, "Nothing drawn yet: draw a digit on the canvas.", controls=True)
     st.caption("Draw one digit, large and centred or not: it is cropped, scaled and centred as MNIST's digits were.")
-    try:
-        drawn = canvas.image_data
-        result = preprocess_drawing(drawn) if drawn is not None else None
-    except (ValueError, OSError) as exc:  # a malformed image from the component
-        return ChosenInput(None, "drawing", message=f"The drawing could not be read ({exc}); clear it and draw again.")
-    if result is None or result.is_blank:
-        return ChosenInput(None, "drawing", message="Nothing drawn yet: draw a digit on the canvas.")
-    return ChosenInput(result.image, "your drawing")
+    return ChosenInput(image, "your drawing")

@@ -236,7 +236,7 @@ def test_clear_starts_a_fresh_canvas(mnist_test):
         render_on_canvas(mnist_test.images[1], np.random.default_rng(1)))
     at.run()
     assert not at.info
-    at.button(key="classify_clear").click().run()
+    at.button(key="classify_canvas_clear").click().run()
     assert not at.exception
     assert at.session_state["classify_canvas_generation"] == 1
     assert any("Nothing drawn yet" in i.value for i in at.info)
@@ -316,7 +316,7 @@ def test_browser_deep_link_shows_the_example(page, app_url, bundled, mnist_test)
     assert_no_exception(page)
     _expect_prediction(page, bundled("mlp-1x64"), mnist_test.images[8])
     assert "test_index=8" in page.url
-    assert page.locator(".st-key-classify_effects .nsewdrag").count() == 1, "the logit-effects heatmap is drawn"
+    page.locator(".st-key-classify_effects .nsewdrag").wait_for(timeout=60_000)  # the heatmap is drawn
 
 
 @pytest.mark.browser
@@ -360,13 +360,14 @@ def test_browser_downloads_carry_the_numbers_shown(page, app_url, bundled, mnist
     page.goto(f"{app_url}/classify?model=mlp-1x64&test_index=8")
     wait_for_app(page)
     expected = logit_effects(bundled("mlp-1x64"), mnist_test.images[8])
-    with page.expect_download() as download:
+    page.locator(".st-key-classify_combined .nsewdrag").wait_for(timeout=60_000)  # the whole page is drawn
+    with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Download logit effects").click()
     table = pd.read_csv(download.value.path())
     assert list(table.columns) == ["class", *map(str, range(64)), "bias", "logit"]
     np.testing.assert_allclose(table.drop(columns=["class", "logit"]).to_numpy(), expected.effects, rtol=1e-6)
     np.testing.assert_allclose(table["logit"], expected.logits, rtol=1e-6)
-    with page.expect_download() as download:
+    with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Download combined embeddings").click()
     with np.load(download.value.path()) as saved:
         assert saved["all_map"].sum() + saved["all_bias"] + saved["output_bias"] == pytest.approx(
