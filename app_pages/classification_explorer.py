@@ -90,7 +90,7 @@ with summary:
     image_column.plotly_chart(digit_figure(chosen.image, title="Model input", height=250),
                               key="classify_input_figure")
     with image_column:
-        npz_button("Input (NPZ)", lambda: {"image": chosen.image}, "input.npz", key="classify_dl_input")
+        npz_button("Input (NPZ)", {"image": chosen.image}, "input.npz", key="classify_dl_input")
     with text_column:
         st.markdown(f"#### Predicted class {predicted}")
         st.write(f"probability {effects.probabilities[predicted]:.3f}, logit {effects.logits[predicted]:.3f}")
@@ -130,12 +130,12 @@ csv_button("Download activations (CSV)",
 
 st.subheader("Output weights and logit effects")
 st.plotly_chart(viz.output_weights_heatmap(effects.weight, class_names, unit_layer), key="classify_weights")
-npz_button("Download output weights (NPZ)", lambda: {"weight": effects.weight, "bias": effects.bias},
+npz_button("Download output weights (NPZ)", {"weight": effects.weight, "bias": effects.bias},
            "output_weights.npz", key="classify_dl_weights")
 event = st.plotly_chart(viz.logit_effects_heatmap(effects.effects, effects.activations, class_names, unit_layer),
                         on_select="rerun", selection_mode="points", key="classify_effects")
 csv_button("Download logit effects (CSV: one row per class, bias column, and the logit)",
-           lambda: _effects_table(effects), "logit_effects.csv", key="classify_dl_effects")
+           _effects_table(effects), "logit_effects.csv", key="classify_dl_effects")
 clicked = viz.clicked_cell(event, final.n_units)
 if clicked is not None:
     if clicked[0] == viz.BIAS_UNIT:
@@ -192,7 +192,7 @@ else:
               "to its pre-activation."
         )
         npz_button("Download input weights and embeddings (NPZ)",
-                   lambda: {"units": view.units, "input_weights": view.weights, "embeddings": view.maps,
+                   {"units": view.units, "input_weights": view.weights, "embeddings": view.maps,
                     "embedding_bias": view.bias, "image": chosen.image},
                    "important_unit_embeddings.npz", key="classify_dl_embeddings")
 
@@ -214,7 +214,7 @@ else:
         f"{every_sum + every.bias + effects.bias[cls]:+.4g}, the logit of class {cls}."
     )
     npz_button("Download combined embeddings (NPZ)",
-               lambda: {"important_map": top.map, "important_bias": top.bias,
+               {"important_map": top.map, "important_bias": top.bias,
                 "important_units": top.units, "all_map": every.map,
                 "all_bias": every.bias, "output_bias": effects.bias[cls],
                 "logit": effects.logits[cls]},

@@ -50,14 +50,17 @@ class ChosenInput:
     digit: int | None = None
 
 
-def _remember(key: str, default: object) -> None:
-    """Give a widget its last value even after it was hidden (Streamlit drops a hidden widget's state)."""
+def _kept(widget: Callable, label: str, *args: object, key: str, default: object, **kwargs: object) -> object:
+    """``widget(label, *args, key=key, **kwargs)``, keeping its value while it is hidden.
+
+    Streamlit drops a widget's state on a run that does not show it (the index
+    picker while the user draws); a copy under another key brings it back.
+    """
     if key not in st.session_state:
-        st.session_state[key] = st.session_state.get(f"_remembered_{key}", default)
-
-
-def _memorise(key: str) -> None:
-    st.session_state[f"_remembered_{key}"] = st.session_state[key]
+        st.session_state[key] = st.session_state.get(f"_kept_{key}", default)
+    value = widget(label, *args, key=key, **kwargs)
+    st.session_state[f"_kept_{key}"] = value
+    return value
 
 
 def apply_deep_link() -> None:
@@ -104,15 +107,12 @@ def pick_input(predictions: Callable[[], Predictions], labels_hidden: bool) -> C
     shown only when the user asks.
     """
     apply_deep_link()
-    _remember(SOURCE_KEY, TEST)
-    source = st.radio("Input", (TEST, TRAIN, DRAW), key=SOURCE_KEY, horizontal=True,
-                      on_change=_memorise, args=(SOURCE_KEY,))
+    source = _kept(st.radio, "Input", (TEST, TRAIN, DRAW), key=SOURCE_KEY, default=TEST, horizontal=True)
     if source == TEST:
         chosen = _pick_test_example(predictions, labels_hidden)
     elif source == TRAIN:
-        _remember(TRAIN_INDEX_KEY, 0)
-        index = st.number_input("Training image index", 0, SPLIT_SIZES["train"] - 1, step=1, key=TRAIN_INDEX_KEY,
-                                on_change=_memorise, args=(TRAIN_INDEX_KEY,))
+        index = _kept(st.number_input, "Training image index", 0, SPLIT_SIZES["train"] - 1, step=1,
+                      key=TRAIN_INDEX_KEY, default=0)
         chosen = _from_split("train", int(index))
     else:
         chosen = _draw()
@@ -121,12 +121,10 @@ def pick_input(predictions: Callable[[], Predictions], labels_hidden: bool) -> C
 
 
 def _pick_test_example(predictions: Callable[[], Predictions], labels_hidden: bool) -> ChosenInput:
-    _remember(PICK_BY_KEY, BY_INDEX)
-    by = st.radio("Pick by", (BY_INDEX, BY_DIGIT, BY_MISTAKE), key=PICK_BY_KEY, horizontal=True,
-                  on_change=_memorise, args=(PICK_BY_KEY,))
+    by = _kept(st.radio, "Pick by", (BY_INDEX, BY_DIGIT, BY_MISTAKE), key=PICK_BY_KEY, default=BY_INDEX,
+               horizontal=True)
     if by == BY_DIGIT:
-        _remember(DIGIT_KEY, 0)
-        digit = st.selectbox("Digit", range(10), key=DIGIT_KEY, on_change=_memorise, args=(DIGIT_KEY,))
+        digit = _kept(st.selectbox, "Digit", range(10), key=DIGIT_KEY, default=0)
         indices = indices_of_digit("test", digit).tolist()
         index = st.selectbox(f"Test image of a {digit} ({len(indices)} in the test set)", indices,
                              format_func=lambda i: f"test #{i}", key=DIGIT_EXAMPLE_KEY)
@@ -135,9 +133,8 @@ def _pick_test_example(predictions: Callable[[], Predictions], labels_hidden: bo
         chosen = _pick_mistake(predictions, labels_hidden)
         if chosen is not None:
             return chosen
-    _remember(TEST_INDEX_KEY, 0)
-    index = st.number_input("Test image index", 0, SPLIT_SIZES["test"] - 1, step=1, key=TEST_INDEX_KEY,
-                            on_change=_memorise, args=(TEST_INDEX_KEY,))
+    index = _kept(st.number_input, "Test image index", 0, SPLIT_SIZES["test"] - 1, step=1, key=TEST_INDEX_KEY,
+                  default=0)
     return _from_split("test", int(index))
 
 

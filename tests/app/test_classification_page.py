@@ -149,6 +149,15 @@ def test_a_final_layer_reading_feature_maps_says_what_does_not_apply(mnist_test)
     assert any("not neurons" in i.value for i in at.info)
 
 
+def test_the_example_survives_a_detour_through_the_canvas():
+    at = _open(test_index="42")
+    at.radio(key="classify_source").set_value("Drawing").run()
+    assert "test_index" not in at.query_params
+    at.radio(key="classify_source").set_value("Test example").run()
+    assert not at.exception
+    assert at.number_input(key="classify_test_index").value == 42 and at.query_params["test_index"] == "42"
+
+
 def test_pick_by_digit():
     at = _open()
     at.radio(key="classify_pick_by").set_value("Digit").run()
