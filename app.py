@@ -19,6 +19,7 @@ st.set_page_config(page_title="MechMNISTic", page_icon="🔬", layout="wide")
 PAGES = [
     st.Page("app_pages/zoo.py", title="Model zoo", icon="🗂️", default=True),
     st.Page("app_pages/neuron_explorer.py", title="Neuron Explorer", icon="🧠", url_path="neuron"),
+    st.Page("app_pages/classification_explorer.py", title="Classification Explorer", icon="🎯", url_path="classify"),
     st.Page("app_pages/import_model.py", title="Import a model", icon="📥", url_path="import"),
     st.Page("app_pages/ablations.py", title="Attribution & ablations", icon="✂️", url_path="ablations"),
     st.Page("app_pages/hypothesis.py", title="Hypothesis & causal scrubbing", icon="🧪", url_path="hypothesis"),

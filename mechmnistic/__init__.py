@@ -6,6 +6,7 @@ The public API (what notebooks, the CLI and the app all use) is listed in
 
 __version__ = "0.1.0"
 
+from .analysis.logit_effects import explain_class, logit_effects
 from .data import MNIST, MNISTDataError, ensure_mnist, load_mnist, load_mnist_float
 from .hooks import ActivationCache, hooks, predict, run_with_cache, to_pixels
 from .models import (
@@ -36,6 +37,8 @@ __all__ = [
     "predict",
     "run_with_cache",
     "to_pixels",
+    "logit_effects",
+    "explain_class",
     "CNNConfig",
     "MLPConfig",
     "ModelCard",

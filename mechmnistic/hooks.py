@@ -114,7 +114,9 @@ def run_with_cache(
     is kept (default: every hook name). Runs in eval mode without gradients,
     in batches of ``batch_size``. Returns ``(logits [N, n_classes], cache)``.
     """
-    pixels = to_pixels(images)
+    if (images.dim() if isinstance(images, torch.Tensor) else np.ndim(images)) == 2:
+        images = images[None]  # a single image
+    to_pixels(images[:1])  # fail on a bad shape or dtype before any hook is attached
     wanted: Sequence[str] = list(model.hook_names if names is None else names)
     chunks: dict[str, list[torch.Tensor]] = {name: [] for name in wanted}
     fns = {name: _recorder(chunks[name]) for name in wanted}
@@ -123,8 +125,9 @@ def run_with_cache(
     model.eval()
     try:
         with torch.inference_mode(), hooks(model, fns):
-            for start in range(0, len(pixels), batch_size):
-                logit_chunks.append(model(pixels[start : start + batch_size]))
+            # Convert batch by batch: 60,000 images as float32 would be 188 MB at once.
+            for start in range(0, len(images), batch_size):
+                logit_chunks.append(model(to_pixels(images[start : start + batch_size])))
     finally:
         model.train(was_training)
     cache = ActivationCache((name, torch.cat(parts) if parts else torch.empty(0)) for name, parts in chunks.items())

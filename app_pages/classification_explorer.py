@@ -1,0 +1,221 @@
+"""Classification Explorer: why the model gives one input its logits.
+
+Pick an MNIST example (or draw one); see the logits, the last hidden layer's
+activations, the output weights, their product (the logit effects, clickable:
+a cell opens its neuron in the Neuron Explorer), the important units for a
+class with their input weights and the input's Hadamard embeddings, and the
+embeddings combined into one pixel map. Every number comes from
+``mechmnistic.analysis.logit_effects``.
+"""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+from streamlit.errors import StreamlitAPIException
+
+from mechmnistic.analysis import logit_effects as le
+from mechmnistic.analysis.predictions import Predictions, split_predictions
+from mechmnistic.cache import is_cached, model_fingerprint
+from mechmnistic.viz import classification as viz
+from mechmnistic.viz.common import digit_figure
+from ui import loaders
+from ui.downloads import csv_button, npz_button
+from ui.example_picker import pick_input
+from ui.links import NEURON_PAGE, go_to, neuron_href
+
+CLASS_KEY = "classify_class"
+SHARE_KEY = "classify_share_percent"
+PREDICTION = -1  # the class selector's "follow the prediction" choice
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _test_predictions(model_name: str, fingerprint: str) -> Predictions:
+    # Keyed by the weights' fingerprint too, so a re-imported model is never served stale predictions.
+    return split_predictions(loaders.load_model(model_name), "test")
+
+
+def _predictions(model_name: str) -> Predictions:
+    net = loaders.load_model(model_name)
+    message = None if is_cached(net, "predictions", {"split": "test"}) else \
+        "Predicting all 10,000 test images (once per model, then cached on disk)…"
+    with st.spinner(message or "Loading predictions…"):
+        return _test_predictions(model_name, model_fingerprint(net))
+
+
+def _effects_table(effects: le.LogitEffects) -> pd.DataFrame:
+    """One row per class: its effect from each unit, the bias, and the logit they add up to."""
+    table = pd.DataFrame(effects.effects, columns=[*map(str, range(effects.layer.n_units)), "bias"])
+    table.insert(0, "class", range(effects.n_classes))
+    table["logit"] = effects.logits
+    return table
+
+
+def _open_neuron(model_name: str, final: le.FinalLayer, unit: int) -> None:
+    """Go to ``unit`` of the final layer's input layer in the Neuron Explorer (when it is a neuron)."""
+    if not final.units_are_neurons:
+        st.info("The final layer reads flattened feature maps (or pixels) directly; they are not neurons.")
+        return
+    try:
+        go_to(NEURON_PAGE, model=model_name, layer=final.unit_layer, neuron=unit)
+    except StreamlitAPIException:  # an app assembled without the Neuron Explorer
+        st.warning(f"The Neuron Explorer is not part of this app; unit {unit}'s link is "
+                   f"`{neuron_href(model_name, final.unit_layer, unit)}`.")
+
+
+st.title("Classification Explorer")
+st.caption(
+    "Why does the model give this input its logits? The final layer adds up *activation × output weight* "
+    "over the last hidden layer's units, plus a bias: those products are the **logit effects**. "
+    "Click a cell of the logit-effects heatmap to open that neuron in the Neuron Explorer."
+)
+
+model_name = st.session_state["active_model"]
+net = loaders.load_model(model_name)
+card = loaders.load_card(model_name)
+final = le.final_layer(net)
+unit_layer = final.unit_layer or "input"
+class_names = [str(c) for c in range(net.n_classes)]
+
+picker, summary = st.columns([1, 2], gap="large")
+with picker:
+    chosen = pick_input(lambda: _predictions(model_name), labels_hidden=bool(card.label_function.get("hidden")))
+if chosen.image is None:  # a blank canvas, which says so
+    st.stop()
+
+effects = le.logit_effects(net, chosen.image)
+predicted = effects.prediction
+
+with summary:
+    image_column, text_column = st.columns([1, 2])
+    image_column.plotly_chart(digit_figure(chosen.image, title="Model input", height=250),
+                              key="classify_input_figure")
+    with image_column:
+        npz_button("Input (NPZ)", {"image": chosen.image}, "input.npz", key="classify_dl_input")
+    with text_column:
+        st.markdown(f"#### Predicted class {predicted}")
+        st.write(f"probability {effects.probabilities[predicted]:.3f}, logit {effects.logits[predicted]:.3f}")
+        if chosen.digit is not None:
+            verdict = ""
+            if card.label_function.get("name", "digits") == "digits":
+                verdict = " ✓ correct" if chosen.digit == predicted else " ✗ misclassified"
+            st.write(f"{chosen.description}: MNIST digit **{chosen.digit}**{verdict}")
+        else:
+            st.write("Your drawing, after MNIST-style preprocessing.")
+        if st.session_state.get(CLASS_KEY) not in [PREDICTION, *range(net.n_classes)]:
+            st.session_state.pop(CLASS_KEY, None)  # from a model with more classes
+        cls_choice = st.selectbox(
+            "Explain class", [PREDICTION, *range(net.n_classes)], key=CLASS_KEY,
+            format_func=lambda c: f"the prediction ({predicted})" if c == PREDICTION else f"class {c}",
+        )
+        share_percent = st.slider("Important when |effect| exceeds this share of the class's total |effect| (%)",
+                                  0.5, 50.0, 2.5, 0.5, key=SHARE_KEY)
+    cls = predicted if cls_choice == PREDICTION else int(cls_choice)
+    bars = st.columns(2)
+    bars[0].plotly_chart(viz.logits_figure(effects.logits, class_names, predicted), key="classify_logits")
+    bars[1].plotly_chart(viz.probabilities_figure(effects.probabilities, class_names, predicted),
+                         key="classify_probabilities")
+    csv_button("Download logits and probabilities (CSV)",
+               pd.DataFrame({"class": class_names, "logit": effects.logits, "probability": effects.probabilities}),
+               "logits.csv", key="classify_dl_logits")
+
+explanation = le.explain_class(net, chosen.image, effects, cls, share_percent / 100)
+important = [u.unit for u in explanation.units]
+
+st.subheader(f"Activations of {unit_layer}, the final layer's input")
+st.plotly_chart(viz.activations_figure(effects.activations, unit_layer, important), key="classify_activations")
+st.caption(f"Highlighted: the important units for class {cls}.")
+csv_button("Download activations (CSV)",
+           pd.DataFrame({"unit": np.arange(final.n_units), "activation": effects.activations}),
+           "activations.csv", key="classify_dl_activations")
+
+st.subheader("Output weights and logit effects")
+st.plotly_chart(viz.output_weights_heatmap(effects.weight, class_names, unit_layer), key="classify_weights")
+npz_button("Download output weights (NPZ)", {"weight": effects.weight, "bias": effects.bias},
+           "output_weights.npz", key="classify_dl_weights")
+event = st.plotly_chart(viz.logit_effects_heatmap(effects.effects, effects.activations, class_names, unit_layer),
+                        on_select="rerun", selection_mode="points", key="classify_effects")
+csv_button("Download logit effects (CSV: one row per class, bias column, and the logit)",
+           _effects_table(effects), "logit_effects.csv", key="classify_dl_effects")
+clicked = viz.clicked_cell(event, final.n_units)
+if clicked is not None:
+    if clicked[0] == viz.BIAS_UNIT:
+        st.info("That is the bias column: it belongs to no neuron.")
+    else:
+        _open_neuron(model_name, final, clicked[0])
+
+st.subheader(f"Important units for class {cls}")
+st.caption(
+    f"Units whose |effect| on class {cls} is more than {share_percent:g}% of the row's total |effect| "
+    "(bias included), largest first."
+)
+if not explanation.units:
+    st.info("No unit passes the threshold: lower it to see more.")
+else:
+    table = pd.DataFrame(
+        {
+            "unit": important,
+            "activation": [u.activation for u in explanation.units],
+            "output weight": [u.output_weight for u in explanation.units],
+            "effect": [u.effect for u in explanation.units],
+            "share %": [100 * u.share for u in explanation.units],
+        }
+    )
+    if final.units_are_neurons:
+        table["Neuron Explorer"] = [neuron_href(model_name, final.unit_layer, u) for u in important]
+    selection = st.dataframe(
+        table, hide_index=True, key="classify_important_table", height=36 * (len(table) + 1) + 3,
+        on_select="rerun", selection_mode="single-row",
+        column_config={"Neuron Explorer": st.column_config.LinkColumn(display_text="open in a new tab"),
+                       "share %": st.column_config.NumberColumn(format="%.1f")},
+    )
+    st.caption("Select a row to open that neuron in the Neuron Explorer.")
+    rows = selection["selection"]["rows"]
+    if rows:
+        _open_neuron(model_name, final, important[rows[0]])
+    csv_button("Download important units (CSV)", table, "important_units.csv", key="classify_dl_important")
+
+view = explanation.pixels
+if view is None:
+    st.info(f"Input weights, Hadamard embeddings and combined embeddings do not apply here: "
+            f"{explanation.pixels_note}.")
+else:
+    if explanation.units:
+        titles = [f"unit {u.unit}: effect {u.effect:+.3g}" for u in explanation.units]
+        st.plotly_chart(viz.important_units_figure(view.weights, view.maps, titles),
+                        key="classify_important_figure")
+        first_layer = final.unit_layer == net.layer_names[0]
+        st.caption(
+            ("Upper tile: the unit's input weights in pixel space. " if first_layer else
+             "Upper tile: the unit's effective pixel weights on this input (its exact gradient with respect to the "
+             "pixels, given which units before it are on). ")
+            + "Lower tile: the input's Hadamard embedding (pixel × weight); it sums, with the unit's effective bias, "
+              "to its pre-activation."
+        )
+        npz_button("Download input weights and embeddings (NPZ)",
+                   {"units": view.units, "input_weights": view.weights, "embeddings": view.maps,
+                    "embedding_bias": view.bias, "image": chosen.image},
+                   "important_unit_embeddings.npz", key="classify_dl_embeddings")
+
+    st.subheader(f"Combined embedding for class {cls}")
+    st.caption(
+        "Each active unit's embedding times its output weight to this class, summed: the class's logit "
+        "spread over the pixels that produced it (red pushes the logit up, blue down)."
+    )
+    top, every = explanation.combined, explanation.combined_all
+    st.plotly_chart(viz.combined_embeddings_figure(
+        np.stack([top.map, every.map]),
+        [f"the {len(top.units)} important units",
+         f"all {len(every.units)} units ({int((effects.activations > 0).sum())} active)"]), key="classify_combined")
+    top_sum, every_sum = top.map.sum(), every.map.sum()
+    st.caption(
+        f"Important units: pixel sum {top_sum:+.4g} + bias term {top.bias:+.4g} = "
+        f"{top_sum + top.bias:+.4g}, their total effect. All units: pixel sum {every_sum:+.4g} + bias "
+        f"term {every.bias:+.4g} + output bias {effects.bias[cls]:+.4g} = "
+        f"{every_sum + every.bias + effects.bias[cls]:+.4g}, the logit of class {cls}."
+    )
+    npz_button("Download combined embeddings (NPZ)",
+               {"important_map": top.map, "important_bias": top.bias,
+                "important_units": top.units, "all_map": every.map,
+                "all_bias": every.bias, "output_bias": effects.bias[cls],
+                "logit": effects.logits[cls]},
+               "combined_embedding.npz", key="classify_dl_combined")
