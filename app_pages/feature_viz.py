@@ -12,7 +12,7 @@ from mechmnistic.viz.feature_viz import feature_grid
 from ui import bound, loaders
 from ui import geometry as data
 from ui.downloads import csv_button, npz_button
-from ui.links import CLASSIFY_PAGE, NEURON_PAGE, classify_href, neuron_href
+from ui.links import CLASSIFY_PAGE, NEURON_PAGE, classify_href, go_to, neuron_href
 from ui.params import set_params
 
 TARGETS = {"units": "units", "directions": "directions (PCA, logit difference, templates, fits)"}
@@ -99,11 +99,9 @@ event = st.plotly_chart(grid, key="features_grid", on_select="rerun", selection_
 if (clicked := data.clicked_customdata(event)) is not None:
     kind, value = int(clicked[0]), int(clicked[1])
     if kind == 1:
-        data.open_page(CLASSIFY_PAGE, f"Open training image #{value} in the Classification Explorer",
-                       model=model_name, train_index=value)
+        go_to(CLASSIFY_PAGE, model=model_name, train_index=value)
     elif value >= 0:
-        data.open_page(NEURON_PAGE, f"Open {layer} unit {value} in the Neuron Explorer",
-                       model=model_name, layer=layer, neuron=value)
+        go_to(NEURON_PAGE, model=model_name, layer=layer, neuron=value)
 
 rows = []
 for k, name in enumerate(result.names):

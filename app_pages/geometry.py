@@ -11,7 +11,7 @@ from mechmnistic.viz.geometry import explained_variance_figure, loadings_bars, l
 from ui import bound, circuit_data, loaders
 from ui import geometry as data
 from ui.downloads import csv_button, npz_button
-from ui.links import CLASSIFY_PAGE, NEURON_PAGE, neuron_href
+from ui.links import CLASSIFY_PAGE, NEURON_PAGE, go_to, neuron_href
 from ui.params import set_params
 
 COLOURINGS = {"label": "true label", "prediction": "model prediction", "score": "template score",
@@ -129,8 +129,7 @@ if selection and selection["box"]:
         st.rerun()
 elif (clicked := data.clicked_customdata(event)) is not None:
     index = int(clicked[0])
-    data.open_page(CLASSIFY_PAGE, f"Open training image #{index} in the Classification Explorer",
-                   model=model_name, train_index=index)
+    go_to(CLASSIFY_PAGE, model=model_name, train_index=index)
 
 # ----------------------------------------------------------------------------------- tables
 variance_column, directions_column = st.columns([1, 2])
@@ -186,8 +185,7 @@ scatter = scatter_column.plotly_chart(
 for chosen in (bars, scatter):
     if (clicked := data.clicked_customdata(chosen)) is not None:
         unit = int(clicked[0])
-        data.open_page(NEURON_PAGE, f"Open {layer} unit {unit} in the Neuron Explorer",
-                       model=model_name, layer=layer, neuron=unit)
+        go_to(NEURON_PAGE, model=model_name, layer=layer, neuron=unit)
 
 order = loadings.order(sort_index)
 table = pd.DataFrame({"coordinate": [loadings.coordinates[u] for u in order], "unit": loadings.units[order]})

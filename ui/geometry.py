@@ -23,7 +23,6 @@ from mechmnistic.analysis import geometry as g
 from mechmnistic.cache import model_fingerprint
 
 from . import loaders
-from .links import go_to, href
 
 
 def clicked_customdata(event: object) -> list | None:
@@ -39,14 +38,6 @@ def clicked_customdata(event: object) -> list | None:
     if isinstance(data, dict):
         return [data[str(i)] for i in range(len(data))]
     return list(data) if isinstance(data, list | tuple) else [data]
-
-
-def open_page(page: str, label: str, **params: object) -> None:
-    """Switch to ``page`` with ``params``; if that page is not part of this app, show its link instead."""
-    try:
-        go_to(page, **params)
-    except st.errors.StreamlitAPIException:
-        st.info(f"[{label}]({href(page, **params)}) (that page is not available in this app)")
 
 
 def with_progress(text: str, work: Callable[[Callable[[float], None]], object]) -> object:

@@ -122,8 +122,8 @@ def test_a_clicked_point_opens_that_training_image():
         "points": [{"customdata": {"0": 6, "1": 1, "2": 1}}], "point_indices": [3], "box": [], "lasso": []}}
     at.run()
     assert not at.exception
-    # The Classification Explorer is not part of this app yet: the page links to it instead of switching.
-    assert "(./classify?model=challenge-cnn&train_index=6)" in _texts(at.info)
+    assert any(t.value == "Classification Explorer" for t in at.title)
+    assert (at.query_params["model"], at.query_params["train_index"]) == ("challenge-cnn", "6")
 
 
 def test_a_clicked_unit_opens_the_neuron_explorer():
@@ -178,11 +178,10 @@ def test_scatter_renders_60000_points_with_webgl_and_a_click_opens_the_example(p
     page.mouse.move(x, y)
     assert "#6label 1, predicted 1" in page.wait_for_selector(".hovertext").text_content()  # on that very point
     page.mouse.click(x, y)
+    page.wait_for_url(re.compile(r"/classify\?model=challenge-cnn&train_index=6$"))
     wait_for_app(page)
-    link = page.locator("a[href*='classify']").first
-    link.wait_for(timeout=30_000)
-    assert re.search(r"classify\?model=challenge-cnn&train_index=6$", link.get_attribute("href"))
     assert_no_exception(page)
+    assert page.get_by_role("heading", name="Classification Explorer").is_visible()
 
 
 @pytest.mark.browser
