@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
 from mechmnistic.analysis.atlas import AtlasParameters, atlas_is_cached
@@ -191,7 +192,8 @@ def test_deep_link_in_a_real_browser(page, app_url, bundled):
     assert "neuron=9" in page.url and "/neuron" in page.url
     bias = input_weights(bundled("mlp-1x64"), "layers.0", 9).bias
     assert page.get_by_test_id("stMetric").filter(has_text="Input bias").inner_text().endswith(f"{bias:.3g}")
-    assert page.locator("[data-testid='stPlotlyChart']").count() == 8
+    # Plotly's script loads lazily after the page's first run: charts mount a moment after the metrics.
+    expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(8, timeout=60_000)
 
 
 @pytest.mark.browser
