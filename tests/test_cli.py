@@ -72,3 +72,19 @@ def test_train_reproduces_a_model_bit_for_bit(tmp_path):
     assert shas[0] == shas[1]
     card = json.loads((tmp_path / "zoo0" / "small" / "card.json").read_text())
     assert card["training"]["seed"] == 3 and card["metrics"]["test_accuracy"] > 0.85
+
+
+def test_a_reader_that_stops_early_is_no_error():
+    """`mechmnistic ... | head -1`: the pipe closes under a long output; no traceback, the shell's 141."""
+    long_listing = (
+        "import sys\n"
+        "from mechmnistic.cli import main, model_cmds\n"
+        "model_cmds.list_cmd = lambda args: print('a line of a long listing\\n' * 100_000)\n"
+        "sys.exit(main(['models']))\n"
+    )
+    reader = subprocess.Popen([sys.executable, "-c", long_listing], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert reader.stdout.read(10) == b"a line of "
+    reader.stdout.close()  # as `head` does once it has its line
+    assert reader.wait(timeout=60) == 141
+    stderr = reader.stderr.read().decode()
+    assert "Traceback" not in stderr and "BrokenPipeError" not in stderr, stderr
