@@ -105,3 +105,14 @@ def test_bad_arguments_give_one_clear_line_and_change_nothing(args, message, zoo
     assert out.returncode == 2
     assert message in out.stderr and "Traceback" not in out.stderr
     assert snapshot(zoo) == {}
+
+
+def test_an_imported_model_cannot_be_retrained_from_its_card(zoo, tmp_path):
+    path = _save(_seeded(plain_sequential), tmp_path / "seq.safetensors")
+    assert run_import(zoo, path, "--name", "my-seq", "--normalization", "none").returncode == 0
+    before = snapshot(zoo)
+    out = cli("train", "--from-card", "my-seq", "--name", "again", env={"MECHMNISTIC_MODELS": str(zoo)})
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == "mechmnistic train: error: my-seq was not trained here: its card holds no " \
+                                 "training recipe to reproduce"
+    assert snapshot(zoo) == before

@@ -95,6 +95,9 @@ def train_cmd(args: argparse.Namespace) -> int:
         path = Path(args.from_card)
         is_file = path.suffix == ".json" and path.is_file()
         card = ModelCard.from_json(path.read_text()) if is_file else load_card(args.from_card)
+        if "import" in card.training or "epochs" not in card.training:
+            # An imported model's card records where its weights came from, not how they were trained.
+            raise MechMNISTicError(f"{card.name} was not trained here: its card holds no training recipe to reproduce")
         model_config, train_config = card.config, TrainConfig.from_dict(card.training)
         description, name = card.description, args.name or card.name
     else:
