@@ -220,6 +220,7 @@ class UnitClusters:
     ``[K, 2]`` where each example was taken and ``boxes`` ``[K, 4]`` its
     receptive field; what was clustered is the embeddings cut to those boxes
     (``clustered_maps``, ``[K, h, w]``). FC units: ``None`` and the embeddings.
+    ``explained``: the between-cluster share of the spread the clusters reach.
     """
 
     embeddings: np.ndarray
@@ -227,6 +228,7 @@ class UnitClusters:
     labels: np.ndarray
     stats: ClusterStatistics
     class_counts: np.ndarray
+    explained: float
     positions: np.ndarray | None = None
     boxes: np.ndarray | None = None
 
@@ -246,11 +248,11 @@ class UnitClusters:
         return float(sizes[sizes >= 3].sum() / sizes.sum())
 
 
-def _unit_view(grounded: _Grounded, labels: np.ndarray, digit_labels: np.ndarray) -> UnitClusters:
+def _unit_view(grounded: _Grounded, labels: np.ndarray, digit_labels: np.ndarray, explained: float) -> UnitClusters:
     stats = cluster_statistics(grounded.vectors, labels)
     counts = class_histograms(labels, digit_labels, len(stats.sizes), N_DIGITS)
     found = grounded.found
-    return UnitClusters(found.maps, found.bias, labels, stats, counts, found.positions, grounded.boxes)
+    return UnitClusters(found.maps, found.bias, labels, stats, counts, explained, found.positions, grounded.boxes)
 
 
 def unit_clusters(model: MNISTNet, atlas: NeuronAtlas, unit: int) -> UnitClusters:
@@ -261,7 +263,7 @@ def unit_clusters(model: MNISTNet, atlas: NeuronAtlas, unit: int) -> UnitCluster
     positions = None if atlas.top_positions is None else atlas.top_positions[unit]
     with one_thread():
         grounded = _ground(model, atlas.layer, data.images, np.full(len(indices), unit), indices, positions)
-        return _unit_view(grounded, atlas.cluster_labels[unit], data.labels[indices])
+        return _unit_view(grounded, atlas.cluster_labels[unit], data.labels[indices], float(atlas.explained[unit]))
 
 
 def position_clusters(
@@ -285,7 +287,7 @@ def position_clusters(
     with one_thread():
         grounded = _ground(model, layer, data.images, np.full(len(indices), channel), indices,
                            np.broadcast_to(cell, (len(indices), 2)))
-        labels = params.estimator().fit(grounded.vectors).labels_
-        view = _unit_view(grounded, labels, data.labels[indices])
+        fit = params.estimator().fit(grounded.vectors)
+        view = _unit_view(grounded, fit.labels_, data.labels[indices], fit.explained_)
     top = TopExamples(indices, pre[indices], np.maximum(pre[indices], 0), data.labels[indices])
     return top, view
