@@ -9,6 +9,7 @@ through ``ui.unit_address.open_unit`` (a click) or ``ui.links.neuron_href``
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -76,8 +77,10 @@ class Unit:
 
     @property
     def key(self) -> str:
-        """A widget-key suffix naming this unit, so a chart's click state never outlives its unit."""
-        return f"{self.layer}_{self.index}_{self.position}"
+        """A widget-key suffix naming this unit, so a chart's click state never outlives its unit; only
+        letters, digits, ``_`` and ``-``, so the element's CSS class (``st-key-...``) is the key itself."""
+        where = "" if self.position is None else f"_at_{self.position[0]}_{self.position[1]}"
+        return re.sub(r"[^A-Za-z0-9_]", "-", f"{self.layer}_{self.index}") + where
 
     @property
     def stem(self) -> str:
