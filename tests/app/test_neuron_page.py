@@ -295,9 +295,15 @@ def test_a_deeper_layer_by_deep_link(cache_dir, bundled):
     assert not at.exception and not at.warning
     assert at.selectbox(key="nx_layer").options == ["layers.0", "layers.1"]
     assert shown_unit(at) == "layers.1 · neuron 3"
-    weights = bundled("mlp-2x64").get_submodule("layers.1").weight.detach().numpy()
-    bars = figure(at, "nx_fig_in")["data"][0]
-    np.testing.assert_allclose(decoded(bars["y"]), weights[3], rtol=1e-6)  # one bar per unit of layers.0
+    weights = bundled("mlp-2x64").get_submodule("layers.1").weight.detach().numpy()[3]
+    bars = figure(at, "nx_in_bars_layers-1_3")["data"][0]  # one bar per unit of layers.0, largest |weight| first
+    strongest = np.argsort(-np.abs(weights), kind="stable")[:20]
+    np.testing.assert_allclose(decoded(bars["x"]), weights[strongest], rtol=1e-6)
+    assert bars["y"] == [f"layers.0 #{u}" for u in strongest]
+    at.radio(key="nx_order").set_value("by index").run()
+    at.slider(key="nx_bars").set_value(60).run()
+    bars = figure(at, "nx_in_bars_layers-1_3")["data"][0]
+    np.testing.assert_allclose(decoded(bars["x"]), weights[:60], rtol=1e-6)
     gap = next(c.value for c in at.caption if "largest difference" in c.value)
     assert float(gap.rsplit(": ", 1)[1].rstrip(").")) < 1e-4, "embedding sums + effective bias = pre-activations"
     at.selectbox(key="nx_layer").set_value("layers.0").run()
