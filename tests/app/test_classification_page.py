@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
 from mechmnistic.analysis.activations import is_conv
@@ -450,12 +451,12 @@ def test_browser_attribution_to_every_earlier_layer_of_a_cnn(page, app_url):
     page.goto(f"{app_url}/classify?model=cnn-digits&test_index=3")
     wait_for_app(page, timeout_ms=300_000)
     assert_no_exception(page)
-    assert page.get_by_role("heading", name="Attribution to earlier layers").is_visible()
+    expect(page.get_by_role("heading", name="Attribution to earlier layers")).to_be_visible()
     for layer in ("conv1", "conv2"):
         chart = page.locator(f".st-key-classify_attr_{layer}")
         chart.scroll_into_view_if_needed()
-        assert f"{layer}: gradient × activation per channel" in chart.inner_text()
-    assert page.get_by_text("Check: each class's attributions plus").count() == 2
+        expect(chart).to_contain_text(f"{layer}: gradient × activation per channel", timeout=60_000)
+    expect(page.get_by_text("Check: each class's attributions plus")).to_have_count(2)
     chart = page.locator(".st-key-classify_attr_conv2")
     area = chart.locator("rect.nsewdrag").first
     area.wait_for(timeout=60_000)
@@ -463,8 +464,8 @@ def test_browser_attribution_to_every_earlier_layer_of_a_cnn(page, app_url):
     channel, cls, columns, rows = 5, 0, 16, 10
     page.mouse.click(box["x"] + (channel + 0.5) / columns * box["width"], box["y"] + (cls + 0.5) / rows * box["height"])
     page.wait_for_url("**/neuron?**", timeout=60_000)
+    page.locator("h2", has_text="conv2 · channel 5").first.wait_for(timeout=300_000)
     wait_for_app(page, timeout_ms=300_000)
     assert_no_exception(page)
     query = dict(part.split("=", 1) for part in page.url.split("?", 1)[1].split("&"))
     assert {"model": "cnn-digits", "layer": "conv2", "neuron": "5", "test_index": "3"}.items() <= query.items()
-    assert "conv2 · channel 5" in page.locator("h2").first.inner_text()

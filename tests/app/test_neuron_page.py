@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
 from mechmnistic.analysis.activations import layer_activations
@@ -393,6 +394,20 @@ def _click_cell(page, chart_key: str, row: int, col: int, rows: int, cols: int) 
     page.mouse.click(box["x"] + (col + 0.5) / cols * box["width"], box["y"] + (row + 0.5) / rows * box["height"])
 
 
+def wait_for_unit(page, name: str) -> None:
+    """Wait until the page shows unit ``name`` and has finished: a click-through re-runs the page twice
+    (the click writes the new address, then the new unit is drawn)."""
+    page.locator("h2", has_text=name).first.wait_for(timeout=300_000)
+    wait_for_app(page, timeout_ms=300_000)
+    assert_no_exception(page)
+
+
+def _click_bar(page, bar) -> None:
+    """Click a Plotly bar where a user would: its centre (Plotly's drag layer lies over the bars' own paths)."""
+    box = bar.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
 @pytest.mark.browser
 def test_browser_a_deep_mlp_unit_and_its_upstream_units(page, app_url, bundled):
     """A layers.1 unit by deep link: hidden-to-hidden views, then a click through to an upstream unit and back."""
@@ -403,24 +418,24 @@ def test_browser_a_deep_mlp_unit_and_its_upstream_units(page, app_url, bundled):
     assert_no_exception(page)
     assert "layers.1 · neuron 12" in header_text(page)
     incoming = page.locator(".st-key-nx_in_bars_layers-1_12")
-    assert "Input weights from layers.0" in incoming.inner_text()
-    assert page.get_by_text("Which layers.0 units built this").is_visible()
-    assert page.locator(".st-key-nx_upstream_layers-1_12").is_visible()
-    assert "Output weights to each class" in page.locator(".st-key-nx_fig_out").inner_text()
+    expect(incoming).to_contain_text("Input weights from layers.0", timeout=60_000)  # drawn after the run ends
+    expect(page.get_by_text("Which layers.0 units built this")).to_be_visible()
+    expect(page.locator(".st-key-nx_upstream_layers-1_12")).to_be_visible()
+    expect(page.locator(".st-key-nx_fig_out")).to_contain_text("Output weights to each class", timeout=60_000)
     incoming.scroll_into_view_if_needed()
-    incoming.locator("g.point path").nth(2).click()  # the third strongest weight
+    _click_bar(page, incoming.locator("g.point path").nth(2))  # the third strongest weight
     page.wait_for_url(f"**layer=layers.0&neuron={strongest[2]}**", timeout=60_000)
-    wait_for_app(page)
-    assert_no_exception(page)
-    assert f"layers.0 · neuron {strongest[2]}" in header_text(page) and "test_index=3" in page.url
-    # Its weights to layers.1 are bars too: the one to neuron 12 leads back.
+    wait_for_unit(page, f"layers.0 · neuron {strongest[2]}")
+    assert "test_index=3" in page.url
+    # Its weights to layers.1 are bars too: sorted by index, the one to neuron 12 leads back.
+    page.get_by_text("by index", exact=True).click()
     outgoing = page.locator(f".st-key-nx_out_bars_layers-0_{strongest[2]}")
+    by_index = [f"layers.1 neuron {u}" for u in range(20)]
+    expect(outgoing.locator("g.ytick text")).to_have_text(by_index[::-1], timeout=60_000)  # the axis runs down
     outgoing.scroll_into_view_if_needed()
-    labels = outgoing.locator("g.ytick text").all_inner_texts()
-    outgoing.locator("g.point path").nth(labels.index("layers.1 neuron 12")).click()
+    _click_bar(page, outgoing.locator("g.point path").nth(12))  # bars in data order: the 13th is neuron 12
     page.wait_for_url("**layer=layers.1&neuron=12**", timeout=60_000)
-    wait_for_app(page)
-    assert "layers.1 · neuron 12" in header_text(page)
+    wait_for_unit(page, "layers.1 · neuron 12")
 
 
 @pytest.mark.browser
@@ -430,16 +445,15 @@ def test_browser_a_cnn_channel_by_deep_link(page, app_url, mnist_test, bundled):
     wait_for_app(page, timeout_ms=300_000)
     assert_no_exception(page)
     assert "conv2 · channel 6" in header_text(page)
-    assert "conv2 ch6: its kernel on each conv1 channel" in page.locator(".st-key-nx_fig_filters").inner_text()
-    feature_map = page.locator(".st-key-nx_fig_map_conv2_6")
-    assert "ch6's map on it" in feature_map.inner_text()
+    expect(page.locator(".st-key-nx_fig_filters")).to_contain_text("conv2 ch6: its kernel on each conv1 channel",
+                                                                    timeout=60_000)
+    expect(page.locator(".st-key-nx_fig_map_conv2_6")).to_contain_text("ch6's map on it", timeout=60_000)
     top = page.locator(".st-key-nx_fig_top")
     top.scroll_into_view_if_needed()
-    assert top.locator("g.shapelayer path").count() == 2 * 16, "a receptive-field box on every digit and embedding"
+    expect(top.locator("g.shapelayer path")).to_have_count(2 * 16, timeout=60_000)  # a box on each digit and embedding
     # A cell of the feature map takes the channel at that position, on the same input.
     index = page.locator(".st-key-nx_index input").input_value()
     _click_cell(page, "nx_fig_map_conv2_6", 4, 7, 11, 11)
     page.wait_for_url("**pos=4%2C7**", timeout=60_000)
-    wait_for_app(page)
-    assert_no_exception(page)
-    assert "conv2 · channel 6 at (4, 7)" in header_text(page) and f"test_index={index}" in page.url
+    wait_for_unit(page, "conv2 · channel 6 at (4, 7)")
+    assert f"test_index={index}" in page.url
