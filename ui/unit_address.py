@@ -20,9 +20,6 @@ import streamlit as st
 
 from .params import set_params
 
-#: The parameters that name one view of a unit (others, such as ``top_k``, are the reader's settings).
-UNIT_PARAMS = ("layer", "neuron", "pos", "test_index", "train_index", "cluster")
-
 
 @dataclass(frozen=True)
 class ShownInput:
