@@ -23,6 +23,8 @@ PAGES = [
     st.Page("app_pages/import_model.py", title="Import a model", icon="📥", url_path="import"),
     st.Page("app_pages/ablations.py", title="Attribution & ablations", icon="✂️", url_path="ablations"),
     st.Page("app_pages/hypothesis.py", title="Hypothesis & causal scrubbing", icon="🧪", url_path="hypothesis"),
+    st.Page("app_pages/geometry.py", title="Activation geometry", icon="📐", url_path="geometry"),
+    st.Page("app_pages/feature_viz.py", title="Feature visualisation", icon="🎨", url_path="features"),
 ]
 
 navigation = st.navigation(PAGES)

@@ -102,8 +102,8 @@ st.plotly_chart(
     score_scatter_figure(train_scores, projection[:, component - 1], train_predictions, thresholds,
                          f"{layer} PC{component} ({explained[component - 1]:.1%} of variance)"),
     key="hyp_scatter")
-st.caption("Principal components of the layer's activations over the training set, computed on this page "
-           "(each component's sign makes its largest loading positive).")
+st.caption("Principal components of the layer's activations over the training set, as the Activation geometry "
+           "page computes them (each component's sign makes its largest loading positive).")
 
 st.subheader(f"Unit groups of {layer}")
 values = data.activations(model_name, layer, "train")

@@ -139,3 +139,44 @@ def predict(model: MNISTNet, images: np.ndarray | torch.Tensor, batch_size: int 
     """Predicted class per image, int64 ``[N]``."""
     logits, _ = run_with_cache(model, images, names=[], batch_size=batch_size)
     return logits.argmax(1).numpy()
+
+
+class _Reached(Exception):
+    """Carries the tensor at the requested hook out of the forward pass."""
+
+    def __init__(self, value: torch.Tensor) -> None:
+        super().__init__()
+        self.value = value
+
+
+def forward_to(model: MNISTNet, pixels: torch.Tensor, name: str) -> torch.Tensor:
+    """The tensor at hook ``name`` for ``pixels``, without running the layers after it.
+
+    ``pixels``: float ``[N, 28, 28]`` in [0, 1] (the model normalises them). Runs
+    in the caller's grad mode and the model's current mode (so it is
+    differentiable, for gradient ascent on pixels); callers put the model in
+    eval mode. Stopping early matters when a dataset pass or an optimisation
+    only needs an early layer: a conv layer's maps cost a fraction of the
+    whole network.
+    """
+
+    def stop(out: torch.Tensor) -> None:
+        raise _Reached(out)
+
+    try:
+        with hooks(model, {name: stop}):
+            model(pixels)
+    except _Reached as reached:
+        return reached.value
+    raise RuntimeError(f"the forward pass never reached hook {name!r}")
+
+
+@contextlib.contextmanager
+def eval_mode(model: MNISTNet) -> Iterator[MNISTNet]:
+    """Run the block with ``model`` in eval mode (dropout off), restoring its mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)

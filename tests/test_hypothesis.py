@@ -3,7 +3,6 @@ and the challenge network's numbers."""
 
 import numpy as np
 import pytest
-from sklearn.decomposition import PCA
 
 from mechmnistic.analysis.activations import layer_activations
 from mechmnistic.analysis.hypothesis import (
@@ -16,7 +15,6 @@ from mechmnistic.analysis.hypothesis import (
     check_hypothesis,
     derive_unit_groups,
     image_scores,
-    local_pca_projection,
     model_predictions,
     region_means,
     score_histogram,
@@ -154,16 +152,6 @@ def test_score_histogram_counts_every_image_once_per_predicted_class():
     assert histogram.counts.shape == (3, 4) and histogram.counts.sum() == 5
     assert histogram.counts.sum(axis=1).tolist() == [2, 2, 1]
     assert histogram.edges[0] == 0.0 and histogram.edges[-1] == 1.0
-
-
-def test_local_pca_matches_scikit_learn():
-    x = np.random.default_rng(0).normal(size=(500, 6)) @ np.diag([5, 3, 1, 1, 0.5, 0.1])
-    projection, ratio = local_pca_projection(x, 2)
-    reference = PCA(2).fit(x)
-    np.testing.assert_allclose(ratio, reference.explained_variance_ratio_, rtol=1e-6)
-    expected = reference.transform(x)
-    for k in range(2):
-        assert abs(np.corrcoef(projection[:, k], expected[:, k])[0, 1]) == pytest.approx(1.0, abs=1e-6)
 
 
 # -- the EIS VII challenge network -----------------------------------------------------------

@@ -49,9 +49,16 @@ def integer(container, label: str, low: int, high: int, key: str, url: str, defa
     return int(value)
 
 
-def number(container, label: str, key: str, url: str, default: float | None, **kwargs) -> float | None:
-    """A number input; ``None`` (empty) when the default is ``None`` and nothing was typed."""
-    _seed(key, float_param(url, default))
+def number(container, label: str, key: str, url: str, default: float | None, low: float | None = None,
+           high: float | None = None, **kwargs) -> float | None:
+    """A number input; ``None`` (empty) when the default is ``None`` and nothing was typed.
+
+    ``low`` and ``high``, when given, bound both the link's value and the widget.
+    """
+    bounds = (low, high) if low is not None and high is not None else ()
+    _seed(key, float_param(url, default, *bounds))
+    if bounds:
+        kwargs = {"min_value": low, "max_value": high, **kwargs}
     value = container.number_input(label, key=key, **kwargs)
     set_params(**{url: None if value is None else f"{value:.6g}"})
     return value

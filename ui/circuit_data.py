@@ -14,7 +14,8 @@ import streamlit as st
 from mechmnistic.analysis.ablation import InterventionResult, ablate, patch_activations
 from mechmnistic.analysis.activations import activations_are_cached, layer_activations
 from mechmnistic.analysis.attribution import attributed_layer, unit_contributions
-from mechmnistic.analysis.hypothesis import image_scores, local_pca_projection, model_predictions
+from mechmnistic.analysis.geometry import layer_pca
+from mechmnistic.analysis.hypothesis import image_scores, model_predictions
 from mechmnistic.cache import model_fingerprint
 from mechmnistic.hooks import run_with_cache
 
@@ -59,15 +60,16 @@ def scores(template: np.ndarray, center: float, split: str) -> np.ndarray:
     return image_scores(loaders.mnist(split).images, template, center)
 
 
-@st.cache_data(show_spinner="Computing the layer's principal components…", max_entries=8)
-def _pca(model_name: str, fingerprint: str, layer: str, n_components: int) -> tuple[np.ndarray, np.ndarray]:
-    return local_pca_projection(_activations(model_name, fingerprint, layer, "train"), n_components)
-
-
 def pca(model_name: str, layer: str, n_components: int = 5) -> tuple[np.ndarray, np.ndarray]:
-    """Training-set activations of ``layer`` on their top components: ``([60000, k], explained ratio [k])``."""
-    activations(model_name, layer, "train")  # the spinner, if they are not computed yet
-    return _pca(model_name, model_fingerprint(loaders.load_model(model_name)), layer, n_components)
+    """Training-set activations of ``layer`` on their top components: ``([60000, k], explained ratio [k])``.
+
+    From ``analysis.geometry.layer_pca`` (cached on disk), the Activation geometry page's PCA.
+    """
+    net = loaders.load_model(model_name)
+    with st.spinner(f"Computing the principal components of {layer} (once per model, then cached)…"):
+        fit = layer_pca(net, layer)
+    k = min(n_components, fit.pca.n_components_)
+    return fit.scores[:, :k], fit.pca.explained_variance_ratio_[:k]
 
 
 @st.cache_data(show_spinner="Ablating over the test set…", max_entries=64)

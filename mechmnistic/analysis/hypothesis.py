@@ -486,27 +486,3 @@ def derive_unit_groups(
     for position, name in enumerate(detectors):
         groups[name] = np.flatnonzero(alive & (best == position)).astype(np.int64)
     return groups
-
-
-# -- the PCA component for the scatter -----------------------------------------------------
-
-
-def local_pca_projection(values: np.ndarray, n_components: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Activations ``[N, U]`` projected on their top principal components.
-
-    Returns ``(projections float32 [N, k], explained variance ratio float64 [k])``;
-    each component's sign makes its largest loading positive. Computed here from
-    the covariance matrix (``U x U``, cheap) for the score-against-PCA scatter,
-    until the geometry page's PCA API lands in main and replaces it.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    mean = x.mean(axis=0)
-    covariance = np.cov(x - mean, rowvar=False, bias=True).reshape(x.shape[1], x.shape[1])
-    eigenvalues, eigenvectors = np.linalg.eigh(covariance)
-    order = np.argsort(eigenvalues)[::-1][:n_components]
-    components = eigenvectors[:, order]
-    signs = np.sign(components[np.abs(components).argmax(axis=0), np.arange(components.shape[1])])
-    components = components * np.where(signs == 0, 1, signs)
-    total = eigenvalues.sum()
-    ratio = eigenvalues[order] / total if total > 0 else np.zeros(len(order))
-    return ((x - mean) @ components).astype(np.float32), ratio

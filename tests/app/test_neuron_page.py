@@ -337,7 +337,8 @@ def test_deep_link_in_a_real_browser(page, app_url, bundled):
     assert "neuron=9" in page.url and "/neuron" in page.url
     bias = input_weights(bundled("mlp-1x64"), "layers.0", 9).bias
     assert page.get_by_test_id("stMetric").filter(has_text="Bias").inner_text().endswith(f"{bias:.3g}")
-    assert page.locator("[data-testid='stPlotlyChart']").count() == 11
+    # Plotly's script loads lazily after the page's first run: charts mount a moment after the metrics.
+    expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(11, timeout=60_000)
 
 
 @pytest.mark.browser
