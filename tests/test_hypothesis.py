@@ -177,11 +177,12 @@ def test_fitted_band_lands_on_the_true_thresholds(challenge, mnist_train):
     scores = image_scores(mnist_train.images, resolve_template("train:6").image)
     fit = BandFit().fit(scores, model_predictions(challenge, "train"))
     score_range = scores.max() - scores.min()
-    # Within 2% of the score range (about 2.4), and in fact much closer: the
-    # model's own boundaries sit at about -33.7 and -14.8.
+    # Within 2% of the score range (about 2.4), and in fact within 2% of each edge's own value:
+    # the model's boundaries sit at about -33.9 and -15.0.
     assert abs(fit.low_ - TRUE_LOW) <= 0.02 * score_range and abs(fit.low_ - TRUE_LOW) < 0.5
     assert abs(fit.high_ - TRUE_HIGH) <= 0.02 * score_range and abs(fit.high_ - TRUE_HIGH) < 0.5
     assert abs(fit.low_ - TRUE_LOW) <= 0.02 * abs(TRUE_LOW)
+    assert abs(fit.high_ - TRUE_HIGH) <= 0.02 * abs(TRUE_HIGH)
     assert fit.agreement_ >= 0.96
 
 
@@ -195,5 +196,9 @@ def test_derived_groups_on_the_challenge_network(challenge, mnist_train):
     assert sum(sizes.values()) == 200 and sizes["dead"] > 50 and sizes["below"] > 10 and sizes["above"] > 10
     # "1" detectors fire more on images like the clue than on anti-1 images, and vice versa.
     means = region_means(values, rule.regions(scores), 3)
-    assert (means[2, groups["above"]] >= means[0, groups["above"]]).all()
-    assert (means[0, groups["below"]] > means[2, groups["below"]]).all()
+    # (A few units fire only inside the band, on a handful of images: they tie at zero in both
+    # detector regions and the tie goes to the first, "below"; the strict check skips them.)
+    fires_outside = means[[0, 2]].max(axis=0) > 0
+    above, below = groups["above"], groups["below"][fires_outside[groups["below"]]]
+    assert (means[2, above] > means[0, above]).all()
+    assert (means[0, below] > means[2, below]).all() and len(below) > 10
