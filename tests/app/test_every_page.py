@@ -62,6 +62,14 @@ def _titled(title: str) -> Callable:
     return check
 
 
+def _titled_with_charts(title: str, *keys: str) -> Callable:
+    def check(at: AppTest, model) -> None:
+        assert at.title[0].value == title
+        assert set(keys) <= _charts(at)
+
+    return check
+
+
 CHECKS = {
     "app_pages/zoo.py": _zoo,
     "app_pages/neuron_explorer.py": _neuron,
@@ -69,6 +77,9 @@ CHECKS = {
     "app_pages/import_model.py": _titled("Import a model"),
     "app_pages/ablations.py": _titled("Attribution & ablations"),
     "app_pages/hypothesis.py": _titled("Hypothesis & causal scrubbing"),
+    "app_pages/geometry.py": _titled_with_charts("Activation geometry", "geometry_scatter", "geometry_variance",
+                                                 "geometry_bars"),
+    "app_pages/feature_viz.py": _titled_with_charts("Feature visualisation", "features_grid"),
 }
 
 
