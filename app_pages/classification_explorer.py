@@ -19,8 +19,9 @@ from mechmnistic.cache import is_cached, model_fingerprint
 from mechmnistic.viz import classification as viz
 from mechmnistic.viz.common import digit_figure
 from ui import loaders
+from ui.attribution_panels import panels as attribution_panels
 from ui.downloads import csv_button, npz_button
-from ui.example_picker import pick_input
+from ui.example_picker import ChosenInput, pick_input
 from ui.links import NEURON_PAGE, go_to, neuron_href
 
 CLASS_KEY = "classify_class"
@@ -50,16 +51,21 @@ def _effects_table(effects: le.LogitEffects) -> pd.DataFrame:
     return table
 
 
-def _open_neuron(model_name: str, final: le.FinalLayer, unit: int) -> None:
+def _input_params(chosen: ChosenInput) -> dict[str, int]:
+    """The example's URL parameter, so the Neuron Explorer shows a unit on this same input (a drawing has none)."""
+    return {} if chosen.split is None else {f"{chosen.split}_index": chosen.index}
+
+
+def _open_neuron(model_name: str, final: le.FinalLayer, unit: int, chosen: ChosenInput) -> None:
     """Go to ``unit`` of the final layer's input layer in the Neuron Explorer (when it is a neuron)."""
     if not final.units_are_neurons:
         st.info("The final layer reads flattened feature maps (or pixels) directly; they are not neurons.")
         return
     try:
-        go_to(NEURON_PAGE, model=model_name, layer=final.unit_layer, neuron=unit)
+        go_to(NEURON_PAGE, model=model_name, layer=final.unit_layer, neuron=unit, **_input_params(chosen))
     except StreamlitAPIException:  # an app assembled without the Neuron Explorer
         st.warning(f"The Neuron Explorer is not part of this app; unit {unit}'s link is "
-                   f"`{neuron_href(model_name, final.unit_layer, unit)}`.")
+                   f"`{neuron_href(model_name, final.unit_layer, unit, **_input_params(chosen))}`.")
 
 
 st.title("Classification Explorer")
@@ -141,7 +147,7 @@ if clicked is not None:
     if clicked[0] == viz.BIAS_UNIT:
         st.info("That is the bias column: it belongs to no neuron.")
     else:
-        _open_neuron(model_name, final, clicked[0])
+        _open_neuron(model_name, final, clicked[0], chosen)
 
 st.subheader(f"Important units for class {cls}")
 st.caption(
@@ -161,7 +167,8 @@ else:
         }
     )
     if final.units_are_neurons:
-        table["Neuron Explorer"] = [neuron_href(model_name, final.unit_layer, u) for u in important]
+        table["Neuron Explorer"] = [neuron_href(model_name, final.unit_layer, u, **_input_params(chosen))
+                                    for u in important]
     selection = st.dataframe(
         table, hide_index=True, key="classify_important_table", height=36 * (len(table) + 1) + 3,
         on_select="rerun", selection_mode="single-row",
@@ -171,7 +178,7 @@ else:
     st.caption("Select a row to open that neuron in the Neuron Explorer.")
     rows = selection["selection"]["rows"]
     if rows:
-        _open_neuron(model_name, final, important[rows[0]])
+        _open_neuron(model_name, final, important[rows[0]], chosen)
     csv_button("Download important units (CSV)", table, "important_units.csv", key="classify_dl_important")
 
 view = explanation.pixels
@@ -219,3 +226,5 @@ else:
                 "all_bias": every.bias, "output_bias": effects.bias[cls],
                 "logit": effects.logits[cls]},
                "combined_embedding.npz", key="classify_dl_combined")
+
+attribution_panels(model_name, net, chosen.image, cls, _input_params(chosen))

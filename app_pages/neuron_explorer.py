@@ -1,26 +1,34 @@
-"""Neuron Explorer: one unit of a hidden layer — what it reads, what it writes, when it fires, and why.
+"""Neuron Explorer: one unit of any hidden layer — what it reads, what it writes, when it fires, and why.
 
-Deep link: ``/neuron?model=M&layer=L&neuron=U`` (optional: ``top_k``,
-``clusters``, ``explained``, ``show``, ``cluster``). Every number comes from
-``mechmnistic.analysis.neurons`` and ``mechmnistic.analysis.atlas``.
+Deep link: ``/neuron?model=M&layer=L&neuron=U`` (a conv layer's ``neuron`` is a
+channel; optional: ``pos=R,C`` for the channel at one cell of its map,
+``test_index``/``train_index`` for the input of the on-one-input views,
+``top_k``, ``clusters``, ``explained``, ``show``, ``cluster``). Every number
+comes from ``mechmnistic.analysis`` (``neurons``, ``connections``, ``conv``,
+``grounding``, ``atlas``); the sections are drawn by ``ui.neuron_views``.
 """
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from mechmnistic.analysis import neurons
-from mechmnistic.analysis.atlas import DEFAULT_TOP_K, MAX_TOP_K, AtlasParameters, unit_clusters
+from mechmnistic.analysis.activations import is_conv
+from mechmnistic.analysis.atlas import DEFAULT_TOP_K, MAX_TOP_K, AtlasParameters
 from mechmnistic.analysis.cluster_stats import MAX_CLUSTERS
+from mechmnistic.analysis.units import conv_map_size, n_units
+from mechmnistic.data import N_DIGITS
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz import neuron as viz
 from ui import loaders, neuron_data
-from ui.downloads import csv_button, npz_button
-from ui.params import choice_param, int_param, set_params
+from ui import neuron_views as views
+from ui.params import Param, choice_param, int_param, position_param, set_params
+from ui.unit_address import ShownInput
 
 AUTO = "auto"
 DEFAULT_EXPLAINED_PCT, DEFAULT_SHOW = 30, 16
 CLUSTER_CHOICES = [AUTO] + [str(k) for k in range(1, MAX_CLUSTERS + 1)]
+AT_MAXIMUM, AT_POSITION = "its maximum", "one position"
+TEST, TRAIN = "test", "train"
 
 model_name = st.session_state["active_model"]
 model = loaders.load_model(model_name)
@@ -28,10 +36,7 @@ st.title("Neuron Explorer")
 
 layers = neuron_data.explorable_layers(model_name)
 if not layers:
-    st.info(
-        f"`{model_name}` is a CNN: the Neuron Explorer covers the hidden units of MLPs for now "
-        f"(CNN channels and fully connected units come in a later release). Pick an MLP in the sidebar."
-    )
+    st.info(f"`{model_name}` has no hidden layer: its only layer maps pixels to logits. Pick another model.")
     st.stop()
 
 # -- state from the URL ------------------------------------------------------------------------
@@ -41,24 +46,63 @@ problems = []
 switched_model = st.session_state.get("nx_model") not in (None, model_name)
 st.session_state["nx_model"] = model_name
 if switched_model and st.query_params.get("layer") not in layers:
-    st.query_params.pop("layer", None)  # the previous model's layer: start afresh, nothing to report
+    for stale in ("layer", "pos", "test_index", "train_index", "cluster"):  # the previous model's: start afresh
+        st.query_params.pop(stale, None)
 layer_param = choice_param("layer", layers, layers[0])
 layer = layer_param.value
-n_units = model.layer(layer).out_features
-neuron_param = int_param("neuron", 0, n_units - 1, 0)
+conv = is_conv(model, layer)
+count = n_units(model, layer)
+neuron_param = int_param("neuron", 0, count - 1, 0)
+if conv:
+    pos_param = position_param("pos", conv_map_size(model, layer))
+else:
+    pos_param = Param(None, f"`pos` applies to conv channels only; {layer} is fully connected."
+                      if st.query_params.get("pos") else None)
+test_param = int_param("test_index", 0, 9_999, None)
+train_param = int_param("train_index", 0, 59_999, None)
 top_k_param = int_param("top_k", 10, MAX_TOP_K, DEFAULT_TOP_K)
 clusters_param = choice_param("clusters", CLUSTER_CHOICES, AUTO)
 explained_param = int_param("explained", 5, 95, DEFAULT_EXPLAINED_PCT)
 show_param = int_param("show", 4, 64, DEFAULT_SHOW)
-for param in (layer_param, neuron_param, top_k_param, clusters_param, explained_param, show_param):
+for param in (layer_param, neuron_param, pos_param, test_param, train_param, top_k_param, clusters_param,
+              explained_param, show_param):
     if param.problem:
         problems.append(param.problem)
+if test_param.value is not None and train_param.value is not None:
+    problems.append("The link names both a test and a training image; showing the test image.")
+position = pos_param.value
 st.session_state["nx_layer"] = layer
 st.session_state["nx_neuron"] = neuron_param.value
+st.session_state["nx_at"] = AT_POSITION if position is not None else AT_MAXIMUM
 st.session_state["nx_top_k"] = top_k_param.value
 st.session_state["nx_clusters"] = clusters_param.value
 st.session_state["nx_explained"] = explained_param.value
 st.session_state["nx_show"] = show_param.value
+unit_index = int(neuron_param.value)
+
+# The input of the on-one-input views: the URL's, or the unit's top test example.
+if test_param.value is not None or train_param.value is not None:
+    split = TEST if test_param.value is not None else TRAIN
+    shown_input = ShownInput(split, int(test_param.value if split == TEST else train_param.value), pinned=True)
+else:
+    test_pre = (neuron_data.position_values(model_name, layer, unit_index, position, TEST) if position is not None
+                else neuron_data.activations(model_name, layer, TEST).pre[:, unit_index])
+    shown_input = ShownInput(TEST, int(np.argmax(test_pre)), pinned=False)
+st.session_state["nx_split"] = shown_input.split
+st.session_state["nx_index"] = shown_input.index
+if conv:
+    size = conv_map_size(model, layer)
+    if position is None:  # the row/col inputs start where the channel peaks on the shown input
+        position_there = neuron_data.activations(model_name, layer, shown_input.split).argmax[shown_input.index,
+                                                                                              unit_index]
+        st.session_state["nx_row"], st.session_state["nx_col"] = (int(v) for v in position_there)
+    else:
+        st.session_state["nx_row"], st.session_state["nx_col"] = position
+
+
+def _pos_text() -> str | None:
+    state = st.session_state
+    return f"{state['nx_row']},{state['nx_col']}" if state.get("nx_at") == AT_POSITION else None
 
 
 def _write_url(new_unit: bool = False) -> None:
@@ -68,7 +112,7 @@ def _write_url(new_unit: bool = False) -> None:
     """
     state = st.session_state
     set_params(
-        layer=state["nx_layer"], neuron=state["nx_neuron"],
+        layer=state["nx_layer"], neuron=state["nx_neuron"], pos=_pos_text() if conv else None,
         top_k=None if state["nx_top_k"] == DEFAULT_TOP_K else state["nx_top_k"],
         clusters=None if state["nx_clusters"] == AUTO else state["nx_clusters"],
         explained=None if state["nx_explained"] == DEFAULT_EXPLAINED_PCT else state["nx_explained"],
@@ -91,24 +135,47 @@ def _go_to_unit(other: int) -> None:
 
 
 def _layer_changed() -> None:
-    units = loaders.load_model(st.session_state["active_model"]).layer(st.session_state["nx_layer"]).out_features
-    st.session_state["nx_neuron"] = min(st.session_state["nx_neuron"], units - 1)
-    _write_url(new_unit=True)
+    net = loaders.load_model(st.session_state["active_model"])
+    st.session_state["nx_neuron"] = min(st.session_state["nx_neuron"], n_units(net, st.session_state["nx_layer"]) - 1)
+    st.session_state["nx_at"] = AT_MAXIMUM  # positions belong to the old layer's map
+    set_params(layer=st.session_state["nx_layer"], neuron=st.session_state["nx_neuron"], pos=None, cluster=None)
+
+
+def _input_changed() -> None:
+    state = st.session_state
+    set_params(test_index=state["nx_index"] if state["nx_split"] == TEST else None,
+               train_index=state["nx_index"] if state["nx_split"] == TRAIN else None)
+
+
+def _follow_unit() -> None:
+    set_params(test_index=None, train_index=None)
 
 
 for problem in problems:
     st.warning(problem)
 
 # -- navigation --------------------------------------------------------------------------------
+kind = "Channel" if conv else "Neuron"
 picker = st.columns([3, 2, 1, 1], vertical_alignment="bottom")
 picker[0].selectbox("Layer", layers, key="nx_layer", on_change=_layer_changed,
-                    help="Hidden fully connected layers, named as in the model's code.")
-picker[1].number_input("Neuron", min_value=0, max_value=n_units - 1, step=1, key="nx_neuron", on_change=_write_url,
-                       args=(True,), help=f"0 to {n_units - 1}")
-picker[2].button("◀ Previous", key="nx_prev", on_click=_step, args=(-1, n_units - 1),
+                    help="Every hidden layer, conv and fully connected, named as in the model's code.")
+picker[1].number_input(kind, min_value=0, max_value=count - 1, step=1, key="nx_neuron", on_change=_write_url,
+                       args=(True,), help=f"0 to {count - 1}")
+picker[2].button("◀ Previous", key="nx_prev", on_click=_step, args=(-1, count - 1),
                  disabled=st.session_state["nx_neuron"] <= 0, width="stretch")
-picker[3].button("Next ▶", key="nx_next", on_click=_step, args=(1, n_units - 1),
-                 disabled=st.session_state["nx_neuron"] >= n_units - 1, width="stretch")
+picker[3].button("Next ▶", key="nx_next", on_click=_step, args=(1, count - 1),
+                 disabled=st.session_state["nx_neuron"] >= count - 1, width="stretch")
+if conv:
+    where = st.columns([3, 1, 1, 2], vertical_alignment="bottom")
+    where[0].radio("Take the channel at", (AT_MAXIMUM, AT_POSITION), key="nx_at", horizontal=True,
+                   on_change=_write_url, args=(True,),
+                   help="A channel is a map of units, one per position. At its maximum: on each image, the "
+                        "position where it is highest (as in the dataset activations). At one position: that cell.")
+    where[1].number_input("Row", min_value=0, max_value=size - 1, step=1, key="nx_row", on_change=_write_url,
+                          args=(True,), disabled=position is None)
+    where[2].number_input("Column", min_value=0, max_value=size - 1, step=1, key="nx_col", on_change=_write_url,
+                          args=(True,), disabled=position is None)
+    where[3].caption(f"{layer}'s map is {size}x{size}.")
 
 with st.sidebar:
     st.subheader("Top examples and clusters")
@@ -120,9 +187,11 @@ with st.sidebar:
               on_change=_write_url, args=(True,), disabled=st.session_state["nx_clusters"] != AUTO,
               help="Between-cluster share of the embeddings' spread: higher gives more, tighter clusters.")
     st.slider("Examples shown", 4, 64, step=4, key="nx_show", on_change=_write_url)
+    st.subheader("Connections")
+    st.radio("Order of weight bars", list(views.ORDERS), key="nx_order")
+    st.slider("Bars and rows shown", 5, 60, value=20, step=5, key="nx_bars")
 
 _write_url()
-unit = int(st.session_state["nx_neuron"])
 clusters_choice = st.session_state["nx_clusters"]
 params = AtlasParameters(
     top_k=int(st.session_state["nx_top_k"]),
@@ -130,151 +199,99 @@ params = AtlasParameters(
     explained=st.session_state["nx_explained"] / 100,
 )
 shown = int(st.session_state["nx_show"])
-stem = f"{model_name}-{layer}-{unit}"
+unit = views.Unit(model_name, model, layer, unit_index, position)
 
 # -- the unit ------------------------------------------------------------------------------------
 try:
-    atlas = neuron_data.atlas(model_name, layer, params)
-    acts = neuron_data.activations(model_name, layer)
-    train = loaders.mnist("train")
-    inputs = neurons.input_weights(model, layer, unit)
-    outputs = neurons.output_weights(model, layer, unit)
-    similar_units, similarity = neurons.similar_neurons(model, layer, unit, count=5)
-    distribution = neurons.distribution_from_values(acts.pre[:, unit], train.labels, model.n_classes)
-    top = atlas.top_examples(unit)
-    clusters = unit_clusters(model, atlas, unit)
+    train_pre = (neuron_data.activations(model_name, layer).pre[:, unit_index] if position is None
+                 else neuron_data.position_values(model_name, layer, unit_index, position))
+    top, clusters = neuron_data.unit_view(model_name, layer, unit_index, position, params)
+    distribution = neurons.distribution_from_values(train_pre, loaders.mnist("train").labels, N_DIGITS)
+    similar_units, similarity = neurons.similar_neurons(model, layer, unit_index, count=5)
+    on_input = views.ground_on_input(unit, shown_input)
 except MechMNISTicError as error:
     st.error(str(error))
     st.stop()
 
-st.header(f"{layer} · neuron {unit}")
+st.header(unit.name)
+bias = float(model.layer(layer).bias.detach()[unit_index])
 summary = st.columns(5)
+what = "its maximum over the map" if conv and position is None else "its activation"
 summary[0].metric("Fires on", f"{distribution.firing_fraction:.1%}",
-                  help="Share of training images with activation > 0")
+                  help=f"Share of training images on which {what} is > 0")
 summary[1].metric("Mean activation", f"{distribution.mean:.3g}", help=f"std {distribution.std:.3g}")
 summary[2].metric("Max activation", f"{distribution.max:.3g}")
-summary[3].metric("Input bias", f"{inputs.bias:.3g}")
+summary[3].metric("Bias", f"{bias:.3g}")
 summary[4].metric("Feature clusters", len(clusters.stats.sizes))
+if conv:
+    st.caption(
+        f"A conv channel is a {size}x{size} map of units sharing one kernel. "
+        + ("Taken at its maximum, its activation on an image is the map's largest value after ReLU, at the position "
+           "where it is highest on that image (each example shows where)." if position is None else
+           f"Here it is the single unit at ({position[0]}, {position[1]}): its top examples, distribution and "
+           "clusters are that cell's.")
+    )
 if distribution.firing_fraction == 0:
-    st.info("This neuron never fires on the training set (a dead unit). Its top examples are the images "
+    st.info("This unit never fires on the training set (a dead unit). Its top examples are the images "
             "on which its pre-activation comes closest to zero from below.")
 
+# -- what it reads and writes ------------------------------------------------------------------------
+if conv:
+    views.filters_section(unit)
 weights_row = st.columns(3)
 with weights_row[0]:
-    st.plotly_chart(viz.input_weights_figure(inputs.weights, inputs.source), key="nx_fig_in")
+    if unit.source is not None:
+        views.incoming_section(unit, on_input)
+    elif not conv:
+        views.pixel_weights_section(unit)
+    else:
+        st.markdown("**Reads pixels** through the kernel above: its effective pixel weights on any image are that "
+                    "kernel, placed at the cell.")
 with weights_row[1]:
-    st.plotly_chart(viz.output_weights_figure(outputs.weights, outputs.target, outputs.to_classes), key="nx_fig_out")
+    views.outgoing_section(unit)
 with weights_row[2]:
     st.plotly_chart(viz.activation_histogram(distribution.counts, distribution.edges, distribution.firing_fraction),
                     key="nx_fig_hist")
-
-
-def _weights_table() -> pd.DataFrame:
-    if inputs.in_pixel_space:
-        rows, cols = np.indices(inputs.weights.shape)
-        table = pd.DataFrame({"row": rows.ravel(), "col": cols.ravel(), "input_weight": inputs.weights.ravel()})
-    else:
-        table = pd.DataFrame({f"{inputs.source}_unit": np.arange(len(inputs.weights)), "input_weight": inputs.weights})
-    return table
-
-
-downloads = st.columns(3)
-with downloads[0]:
-    csv_button("Input weights (CSV)", _weights_table, f"{stem}-input-weights.csv", key="nx_dl_in")
-with downloads[1]:
-    target = "class" if outputs.to_classes else f"{outputs.target}_unit"
-    csv_button("Output weights (CSV)", lambda: pd.DataFrame({target: np.arange(len(outputs.weights)),
-                                                             "output_weight": outputs.weights}),
-               f"{stem}-output-weights.csv", key="nx_dl_out")
-with downloads[2]:
-    csv_button("Activation histogram (CSV)", lambda: pd.DataFrame({
-        "pre_activation_from": distribution.edges[:-1], "pre_activation_to": distribution.edges[1:],
-        "images": distribution.counts}), f"{stem}-activation-histogram.csv", key="nx_dl_hist")
+    if conv and position is None:
+        st.caption("Of the channel's maximum pre-activation over the map.")
 
 behaviour = st.columns([2, 1])
 with behaviour[0]:
     st.plotly_chart(viz.firing_by_class_figure(distribution.firing_by_class), key="nx_fig_classes")
 with behaviour[1]:
-    st.markdown("**Similar neurons** (cosine of input weights)")
+    similar_by = "kernels" if conv else "input weights"
+    st.markdown(f"**Similar {kind.lower()}s** (cosine of {similar_by})")
     for rank, (other, cosine) in enumerate(zip(similar_units, similarity, strict=True)):
-        st.button(f"neuron {other} · {cosine:+.2f}", key=f"nx_similar_{rank}", on_click=_go_to_unit,
-                  args=(int(other),), help=f"cosine similarity of input weights {cosine:.4f}")
+        st.button(f"{kind.lower()} {other} · {cosine:+.2f}", key=f"nx_similar_{rank}", on_click=_go_to_unit,
+                  args=(int(other),), help=f"cosine similarity of {similar_by} {cosine:.4f}")
     st.caption("The address bar always links to exactly this view.")
 
-# -- top examples --------------------------------------------------------------------------------
+
+# -- one input -----------------------------------------------------------------------------------
+st.subheader("On one input")
+controls = st.columns([2, 2, 3], vertical_alignment="bottom")
+controls[0].radio("Image from", (TEST, TRAIN), key="nx_split", horizontal=True, on_change=_input_changed,
+                  format_func=lambda s: f"{s} set")
+controls[1].number_input("Index", min_value=0, max_value=(9_999 if shown_input.split == TEST else 59_999), step=1,
+                         key="nx_index", on_change=_input_changed)
+controls[2].button("Use this unit's top test example", key="nx_follow", on_click=_follow_unit,
+                   disabled=not shown_input.pinned,
+                   help="Without a chosen input, each unit shows its own top test example.")
+views.on_input_section(unit, on_input)
+if unit.source is not None:
+    st.markdown(f"**Which {unit.source} units built this** (activation × weight on this input)")
+    views.upstream_section(unit, on_input)
+
+# -- top examples and feature clusters --------------------------------------------------------------
 st.subheader("Top examples")
-identity_gap = float(np.abs(clusters.embeddings.sum(axis=(1, 2)) + clusters.biases - top.pre).max())
-st.caption(f"The {shown} training images (of the {params.top_k} analysed) with the highest pre-activation, "
-           "each above its Hadamard embedding: every pixel times its (effective) input weight. Red pixels push the "
-           "neuron up, blue ones down; an embedding's sum plus the bias is the pre-activation "
-           f"(largest difference over the {params.top_k} examples: {identity_gap:.1e}).")
-first = slice(0, shown)
-st.plotly_chart(viz.examples_figure(train.images[top.indices[first]], top.indices[first], top.labels[first],
-                                    top.activations[first], clusters.embeddings[first]), key="nx_fig_top")
-dl = st.columns(2)
-with dl[0]:
-    csv_button(f"Top {params.top_k} examples (CSV)", lambda: pd.DataFrame({
-        "rank": np.arange(len(top.indices)), "train_index": top.indices, "label": top.labels,
-        "pre_activation": top.pre, "activation": top.activations, "cluster": clusters.labels}),
-        f"{stem}-top-examples.csv", key="nx_dl_top")
-with dl[1]:
-    npz_button("Their embeddings (NPZ)", lambda: {"train_index": top.indices, "embeddings": clusters.embeddings,
-                                                  "bias": clusters.biases, "pre_activation": top.pre},
-               f"{stem}-embeddings.npz", key="nx_dl_emb")
-
-# -- feature clusters ----------------------------------------------------------------------------
+views.top_examples_section(unit, top, clusters, params, shown)
 st.subheader("Feature clusters")
-stats = clusters.stats
-st.caption(
-    f"The {params.top_k} top examples grouped by the direction of their embeddings (Ward clustering on cosine "
-    f"geometry): each cluster is one way the neuron is driven. {len(stats.sizes)} clusters explain "
-    f"{atlas.explained[unit]:.0%} of the spread; "
-    f"{clusters.share_in_clusters_of_three_or_more:.0%} of the examples are in clusters of 3 or more."
-)
-quality = st.columns(2)
-quality[0].metric("Mean cosine similarity within clusters", f"{stats.mean_intra:.3f}")
-quality[1].metric("Mean cosine similarity between clusters", f"{stats.mean_inter:.3f}",
-                  delta=f"{stats.mean_inter - stats.mean_intra:+.3f} vs within", delta_color="off")
-main_classes = clusters.class_counts.argmax(axis=1)
-central_rows = stats.central
-cluster_table = pd.DataFrame({
-    "cluster": [f"C{c}" for c in range(len(stats.sizes))],
-    "size": stats.sizes,
-    "main class": main_classes,
-    "classes": [", ".join(f"{k}: {n}" for k, n in sorted(enumerate(row), key=lambda kv: -kv[1]) if n)
-                for row in clusters.class_counts],
-    "similarity within": stats.intra,
-    "similarity to others": stats.inter,
-    "central train_index": top.indices[central_rows],
-})
-st.dataframe(cluster_table, hide_index=True, width="stretch", column_config={
-    "similarity within": st.column_config.NumberColumn(format="%.3f"),
-    "similarity to others": st.column_config.NumberColumn(format="%.3f"),
-}, key="nx_cluster_table")
-st.plotly_chart(viz.clusters_figure(train.images[top.indices[central_rows]], clusters.embeddings[central_rows],
-                                    clusters.mean_embeddings, stats.sizes, main_classes, top.indices[central_rows]),
-                key="nx_fig_clusters")
-st.plotly_chart(viz.cluster_classes_figure(clusters.class_counts), key="nx_fig_cluster_classes")
-dl = st.columns(2)
-with dl[0]:
-    csv_button("Clusters (CSV)", lambda: cluster_table, f"{stem}-clusters.csv", key="nx_dl_clusters")
-with dl[1]:
-    npz_button("Cluster embeddings (NPZ)", lambda: {
-        "cluster_of_example": clusters.labels, "train_index": top.indices, "sizes": stats.sizes,
-        "central_train_index": top.indices[central_rows], "central_embeddings": clusters.embeddings[central_rows],
-        "mean_embeddings": clusters.mean_embeddings, "class_counts": clusters.class_counts,
-        "intra_similarity": stats.intra, "inter_similarity": stats.inter},
-        f"{stem}-clusters.npz", key="nx_dl_cluster_npz")
-
-cluster_names = [f"C{c}" for c in range(len(stats.sizes))]
+table = views.clusters_section(unit, top, clusters, params)
+cluster_names = list(table["cluster"])
 cluster_param = choice_param("cluster", cluster_names, cluster_names[0])
 if cluster_param.problem:
     st.warning(cluster_param.problem)
 st.session_state["nx_cluster"] = cluster_param.value
 chosen = st.selectbox("Members of cluster", cluster_names, key="nx_cluster",
                       on_change=lambda: set_params(cluster=st.session_state["nx_cluster"]))
-members = np.flatnonzero(clusters.labels == cluster_names.index(chosen))[:shown]
-st.plotly_chart(viz.examples_figure(train.images[top.indices[members]], top.indices[members], top.labels[members],
-                                    top.activations[members], clusters.embeddings[members],
-                                    title=f"Members of {chosen} with the highest activation, and their embeddings"),
-                key="nx_fig_members")
+views.members_figure(top, clusters, params, chosen, shown)

@@ -60,6 +60,8 @@ DIGESTS = {
     ("test", "labels"): "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
 }
 SIZES = {"train": 60_000, "test": 10_000}
+#: MNIST's labels are the digits 0-9, whatever classes a model is trained to tell apart.
+N_DIGITS = 10
 RAW_FILES = {
     ("train", "images"): "train-images-idx3-ubyte",
     ("train", "labels"): "train-labels-idx1-ubyte",

@@ -5,15 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from mechmnistic import run_with_cache
 from mechmnistic.analysis.activations import layer_activations
 from mechmnistic.analysis.atlas import (
     AtlasParameters,
     atlas_is_cached,
     neuron_atlas,
+    position_clusters,
     unit_clusters,
 )
 from mechmnistic.analysis.cluster_stats import ClusterParameterError
 from mechmnistic.analysis.clusters import FeatureClusters
+from mechmnistic.analysis.conv import receptive_field
 from mechmnistic.analysis.embeddings import hadamard_embeddings
 from mechmnistic.analysis.neurons import input_weights, top_indices
 from mechmnistic.analysis.units import UnitError
@@ -111,15 +114,20 @@ def test_unit_clusters_embeddings_sum_to_the_pre_activation(atlas_and_progress, 
     assert view.share_in_clusters_of_three_or_more >= 0.8
 
 
-def test_a_deeper_layer_through_grounding(cache_dir, bundled):
-    """mlp-2x64's second layer: effective weights depend on the input; the identity still holds exactly."""
-    model = bundled("mlp-2x64")
-    atlas = neuron_atlas(model, "layers.1")
-    assert atlas.top_indices.shape == (64, 500) and atlas.n_clusters.max() <= 12
+@pytest.mark.parametrize(("name", "layer", "units"), [("mlp-2x64", "layers.1", 64), ("challenge-cnn", "fc1", 200)])
+def test_a_deeper_layer_through_grounding(cache_dir, bundled, mnist_train, name, layer, units):
+    """Effective weights depend on the input; the identity still holds exactly, and the batched
+    grounding of every unit's top examples gives the clusters of each unit's own embeddings."""
+    model = bundled(name)
+    atlas = neuron_atlas(model, layer, AtlasParameters(top_k=100))
+    assert atlas.top_indices.shape == (units, 100) and atlas.n_clusters.max() <= 12 and atlas.top_positions is None
     for unit in (0, 40):
         view = unit_clusters(model, atlas, unit)
         np.testing.assert_allclose(view.embeddings.sum(axis=(1, 2)) + view.biases, atlas.top_pre[unit], atol=1e-4)
-        assert view.share_in_clusters_of_three_or_more >= 0.8
+        one_unit = hadamard_embeddings(model, layer, mnist_train.images[atlas.top_indices[unit]], units=[unit])
+        np.testing.assert_allclose(view.embeddings, one_unit.maps[:, 0], atol=1e-6)
+        fit = FeatureClusters().fit(one_unit.maps[:, 0].reshape(100, -1))
+        np.testing.assert_array_equal(fit.labels_, atlas.cluster_labels[unit])
 
 
 def test_a_chosen_cluster_count_and_top_k(cache_dir, bundled):
@@ -150,10 +158,40 @@ def test_layers_without_hidden_units_are_refused(cache_dir, bundled, layer):
     assert snapshot(cache_dir) == before
 
 
-def test_convolutional_layers_are_refused(cache_dir, bundled):
+def test_conv_channels_cluster_the_receptive_field_of_their_maximum(cache_dir, bundled, mnist_train):
+    """A conv channel's atlas: top examples by its maximum, clusters of the embeddings cut to where it fired."""
     model = bundled("cnn-digits")
-    with pytest.raises(UnitError):
-        neuron_atlas(model, model.config.conv_names[0])
+    params = AtlasParameters(top_k=80)
+    atlas = neuron_atlas(model, "conv2", params)
+    acts = layer_activations(model, "conv2")
+    assert atlas.top_indices.shape == (16, 80) and atlas.top_positions.shape == (16, 80, 2)
+    np.testing.assert_array_equal(atlas.top_indices, top_indices(acts.pre, 80))
+    for unit in (0, 9):
+        np.testing.assert_array_equal(atlas.top_positions[unit], acts.argmax[atlas.top_indices[unit], unit])
+        view = unit_clusters(model, atlas, unit)
+        np.testing.assert_allclose(view.embeddings.sum(axis=(1, 2)) + view.biases, atlas.top_pre[unit], atol=1e-4)
+        np.testing.assert_array_equal(view.boxes, receptive_field(model, "conv2", atlas.top_positions[unit]))
+        crops = view.clustered_maps
+        assert crops.shape == (80, 8, 8), "conv2 sees 8x8 pixels"
+        np.testing.assert_allclose(crops.sum(axis=(1, 2)), view.embeddings.sum(axis=(1, 2)), atol=1e-4,
+                                   err_msg="nothing of an embedding lies outside its receptive field")
+        fit = FeatureClusters().fit(crops.reshape(80, -1))
+        np.testing.assert_array_equal(fit.labels_, atlas.cluster_labels[unit])
+        assert view.mean_embeddings.shape == (len(view.stats.sizes), 8, 8)
+
+
+def test_a_channel_at_a_position_gets_its_own_top_examples_and_clusters(cache_dir, bundled, mnist_train):
+    model = bundled("cnn-digits")
+    top, view = position_clusters(model, "conv1", 5, (12, 9), AtlasParameters(top_k=50, n_clusters=3))
+    _, cache = run_with_cache(model, mnist_train.images, names=["conv1.pre"])
+    pre = cache["conv1.pre"][:, 5, 12, 9].numpy()
+    np.testing.assert_array_equal(top.indices, top_indices(pre[:, None], 50)[0])
+    np.testing.assert_allclose(top.pre, pre[top.indices], rtol=1e-6)
+    np.testing.assert_allclose(view.embeddings.sum(axis=(1, 2)) + view.biases, top.pre, atol=1e-5)
+    assert np.all(view.positions == [12, 9]) and np.all(view.boxes == [12, 9, 14, 11])
+    assert len(view.stats.sizes) == 3 and view.clustered_maps.shape == (50, 3, 3)
+    with pytest.raises(UnitError, match="26x26"):
+        position_clusters(model, "conv1", 5, (26, 0))
 
 
 def test_reading_stored_clusters_does_not_load_scikit_learn():

@@ -7,7 +7,15 @@ import torch.nn.functional as F
 
 from mechmnistic import run_with_cache
 from mechmnistic.analysis.activations import layer_activations
-from mechmnistic.analysis.conv import feature_maps, filters, receptive_field, top_channel_examples
+from mechmnistic.analysis.conv import (
+    feature_maps,
+    filters,
+    pooled_cell_positions,
+    position_activations,
+    receptive_field,
+    receptive_field_crops,
+    top_channel_examples,
+)
 from mechmnistic.analysis.grounding import effective_weights
 from mechmnistic.analysis.units import UnitError
 from mechmnistic.models import CNNConfig, build_model
@@ -87,3 +95,35 @@ def test_conv_only_functions_refuse_other_layers(bundled, mnist_test):
         receptive_field(model, "conv2", (11, 0))
     with pytest.raises(UnitError, match="0..7"):
         top_channel_examples(model, "conv1", 8)
+
+
+def test_a_channel_at_a_position_over_a_split(bundled, mnist_test, tmp_path, monkeypatch):
+    monkeypatch.setenv("MECHMNISTIC_CACHE", str(tmp_path))
+    model = bundled("challenge-cnn")
+    values = position_activations(model, "conv2", 7, (3, 8), split="test")
+    _, cache = run_with_cache(model, mnist_test.images, names=["conv2.pre"])
+    np.testing.assert_array_equal(values, cache["conv2.pre"][:, 7, 3, 8].numpy())
+    assert values.dtype == np.float32 and len(list(tmp_path.rglob("*.npz"))) == 1, "cached on disk"
+    np.testing.assert_array_equal(position_activations(model, "conv2", 7, (3, 8), split="test"), values)
+    with pytest.raises(UnitError, match="11x11"):
+        position_activations(model, "conv2", 7, (3, 11))
+
+
+def test_pooled_cells_say_where_their_maximum_was(bundled, mnist_test):
+    model = bundled("cnn-digits")
+    image = mnist_test.images[3]
+    post, pool = feature_maps(model, "conv1", image), feature_maps(model, "conv1", image, stage="pool")
+    where = pooled_cell_positions(model, "conv1", image)
+    assert where.shape == (8, 13, 13, 2)
+    channel, row, col = np.indices((8, 13, 13))
+    np.testing.assert_array_equal(post[channel, where[..., 0], where[..., 1]], pool)
+    assert np.all(where // 2 == np.stack([row, col], axis=3)), "each maximum lies inside its own window"
+
+
+def test_receptive_field_crops_align_the_boxes():
+    maps = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 28, 28)
+    crops = receptive_field_crops(maps, np.array([[0, 0, 2, 2], [20, 8, 22, 10]]))
+    np.testing.assert_array_equal(crops[0], maps[0, :3, :3])
+    np.testing.assert_array_equal(crops[1], maps[1, 20:23, 8:11])
+    with pytest.raises(UnitError, match="one size"):
+        receptive_field_crops(maps, np.array([[0, 0, 2, 2], [0, 0, 3, 3]]))

@@ -5,7 +5,11 @@ import pytest
 import torch
 
 from mechmnistic import run_with_cache
-from mechmnistic.analysis.embeddings import first_layer_effective_weights, hadamard_embeddings
+from mechmnistic.analysis.embeddings import (
+    first_layer_effective_weights,
+    hadamard_embeddings,
+    hadamard_embeddings_pairs,
+)
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.models import MLPConfig, Normalization, build_model
 
@@ -77,3 +81,28 @@ def test_fc_units_have_no_positions(bundled, mnist_test):
     with pytest.raises(MechMNISTicError, match="no positions"):
         hadamard_embeddings(bundled("mlp-1x64"), "layers.0", mnist_test.images[:2], units=[0],
                             positions=np.array([[1, 1]]))
+
+
+@pytest.mark.parametrize(("name", "layer"), [("mlp-1x64", "layers.0"), ("mlp-2x64", "layers.1"),
+                                           ("cnn-digits", "conv2"), ("challenge-cnn", "fc1")])
+def test_pairs_are_the_matching_cells_of_the_full_grid(bundled, mnist_test, name, layer):
+    model = bundled(name)
+    images = mnist_test.images[:6]
+    grid = hadamard_embeddings(model, layer, images, units=[0, 3, 5])
+    image_index, unit_column = np.array([4, 0, 4, 2, 5]), np.array([0, 2, 1, 1, 0])
+    units = np.array([0, 3, 5])[unit_column]
+    pairs = hadamard_embeddings_pairs(model, layer, images, units, image_index)
+    np.testing.assert_allclose(pairs.maps, grid.maps[image_index, unit_column], atol=1e-6)
+    np.testing.assert_allclose(pairs.bias, grid.bias[image_index, unit_column], atol=1e-6)
+    if grid.positions is None:
+        assert pairs.positions is None
+    else:
+        np.testing.assert_array_equal(pairs.positions, grid.positions[image_index, unit_column])
+
+
+def test_pairs_refuse_bad_indices(bundled, mnist_test):
+    model = bundled("mlp-1x64")
+    with pytest.raises(MechMNISTicError, match="one per unit"):
+        hadamard_embeddings_pairs(model, "layers.0", mnist_test.images[:3], np.array([0, 1]), np.array([0, 3]))
+    with pytest.raises(MechMNISTicError, match="one per unit"):
+        hadamard_embeddings_pairs(model, "layers.0", mnist_test.images[:3], np.array([0, 1]), np.array([0]))

@@ -84,6 +84,18 @@ def test_similar_neurons_on_the_real_model_match_a_direct_computation(bundled):
     assert np.all(np.diff(similarity) <= 0)
 
 
+def test_similar_conv_channels_compare_all_their_kernels(bundled):
+    model = bundled("cnn-digits")
+    w = model.get_submodule("conv2").weight.detach().numpy().reshape(16, -1).astype(np.float64)
+    w /= np.linalg.norm(w, axis=1, keepdims=True)
+    expected = np.delete(np.argsort(-(w @ w[3])), 0)[:4]
+    units, similarity = similar_neurons(model, "conv2", 3, count=4)
+    assert units.tolist() == expected.tolist()
+    np.testing.assert_allclose(similarity, (w @ w[3])[expected], rtol=1e-5)
+    with pytest.raises(UnitError):
+        similar_neurons(model, "fc2", 0)  # the logits are not hidden units
+
+
 @pytest.mark.parametrize(
     ("layer", "unit"),
     [("layers.0", 3), ("layers.0", -1), ("layers.0", 1.0), ("layers.0", "0"), ("layers.0", True), ("layers.2", 0),

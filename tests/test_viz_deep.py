@@ -6,8 +6,18 @@ from mechmnistic.analysis.connections import upstream_contributions
 from mechmnistic.analysis.conv import feature_maps, filters, top_channel_examples
 from mechmnistic.analysis.layer_attribution import layer_attribution
 from mechmnistic.viz.attribution import attribution_heatmap
+from mechmnistic.viz.common import clicked_id, clicked_xy
 from mechmnistic.viz.connections import NEGATIVE, POSITIVE, ranked_bar
-from mechmnistic.viz.conv import examples_with_boxes, feature_maps_grid, filters_grid, tile, tile_origin
+from mechmnistic.viz.conv import (
+    channel_filters,
+    channel_map,
+    examples_with_boxes,
+    feature_maps_grid,
+    filters_grid,
+    tile,
+    tile_origin,
+)
+from mechmnistic.viz.neuron import examples_figure
 
 
 def test_tiles_keep_every_value_and_name_each_cell():
@@ -72,6 +82,47 @@ def test_attribution_heatmap_carries_classes_by_units(bundled, mnist_test):
     result = layer_attribution(model, mnist_test.images[:1], "layers.1")
     labels = [f"#{u}" for u in range(64)]
     fig = attribution_heatmap(result.per_unit[0], labels, title="layers.1")
-    trace = fig.data[0]
-    np.testing.assert_allclose(np.asarray(trace.z), result.per_unit[0])
-    assert list(trace.y) == [str(k) for k in range(10)] and list(trace.x) == labels and trace.zmid == 0
+    trace, markers = fig.data
+    np.testing.assert_allclose(np.asarray(trace.z), result.per_unit[0], rtol=1e-6)
+    assert list(fig.layout.yaxis.ticktext) == [str(k) for k in range(10)] and trace.zmid == 0
+    assert list(fig.layout.xaxis.ticktext) == labels[::2], "every other unit named (64 columns, at most 32 ticks)"
+    # One invisible marker per cell: a click on (unit 40, class 7) reads back as that cell.
+    cell = 7 * 64 + 40
+    assert (markers.x[cell], markers.y[cell]) == (40, 7) and "#40" in markers.hovertext[cell]
+    assert clicked_xy({"selection": {"points": [{"x": 40, "y": 7}]}}) == (40, 7)
+
+
+def test_bars_carry_ids_and_sort_three_ways():
+    values = np.array([1.0, -3.0, 2.0])
+    for order, expected in (("magnitude", ["b", "c", "a"]), ("value", ["c", "a", "b"]), ("index", ["a", "b", "c"])):
+        fig = ranked_bar(values, ["a", "b", "c"], "t", "w", top=None, order=order, customdata=np.arange(3))
+        assert list(fig.data[0].y) == expected
+    assert clicked_id({"selection": {"points": [{"customdata": 2, "x": 1.0, "y": "c"}]}}) == 2
+    assert clicked_id({"selection": {"points": [{"customdata": [5]}]}}) == 5
+    assert clicked_id({"selection": {"points": []}}) is None and clicked_id(None) is None
+
+
+def test_a_channel_map_is_clickable_with_its_cell_outlined():
+    values = np.arange(12.0).reshape(3, 4) - 5
+    fig = channel_map(values, "map", "pre", marked=(2, 1))
+    heatmap, markers = fig.data
+    np.testing.assert_array_equal(np.asarray(heatmap.z), values)
+    assert heatmap.zmid == 0 and len(markers.x) == 12
+    assert (markers.x[9], markers.y[9]) == (1, 2) and "row 2, col 1" in markers.hovertext[9]
+    (box,) = fig.layout.shapes
+    assert (box.x0, box.x1, box.y0, box.y1) == (0.5, 1.5, 1.5, 2.5)
+
+
+def test_channel_filters_and_mosaic_boxes(bundled):
+    weights = filters(bundled("cnn-digits"), "conv2").weights[4]  # [8, 3, 3]
+    fig = channel_filters(weights, "conv2", 4, "conv1")
+    z = np.asarray(fig.data[0].z, dtype=float)
+    top, left = tile_origin(5, 8, 3, 3)
+    np.testing.assert_allclose(z[top : top + 3, left : left + 3], weights[5])
+    assert [a.text for a in fig.layout.annotations] == [f"conv1 ch{i}" for i in range(8)]
+    images = np.zeros((3, 28, 28), np.uint8)
+    boxes = np.array([[0, 0, 7, 7], [20, 8, 27, 15], [3, 3, 10, 10]])
+    fig = examples_figure(images, np.arange(3), np.arange(3), np.ones(3), np.zeros((3, 28, 28)), boxes=boxes)
+    assert len(fig.layout.shapes) == 6, "a box on each digit and on each embedding"
+    digit_box = fig.layout.shapes[1]
+    assert digit_box.x1 - digit_box.x0 == 8 and digit_box.y1 - digit_box.y0 == 8

@@ -12,11 +12,11 @@ import numpy as np
 import streamlit as st
 
 from mechmnistic.analysis.ablation import InterventionResult, ablate, patch_activations
-from mechmnistic.analysis.activations import layer_activations
+from mechmnistic.analysis.activations import activations_are_cached, layer_activations
 from mechmnistic.analysis.attribution import attributed_layer, unit_contributions
 from mechmnistic.analysis.geometry import layer_pca
 from mechmnistic.analysis.hypothesis import image_scores, model_predictions
-from mechmnistic.cache import is_cached, model_fingerprint
+from mechmnistic.cache import model_fingerprint
 from mechmnistic.hooks import run_with_cache
 
 from . import loaders
@@ -26,7 +26,7 @@ SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 
 def _spinner_text(model_name: str, layer: str, split: str) -> str:
     net = loaders.load_model(model_name)
-    if is_cached(net, "layer_activations", {"layer": layer, "split": split}):
+    if activations_are_cached(net, layer, split):
         return "Loading activations…"
     return f"Computing {layer} over all {SPLIT_SIZES[split]:,} {split} images (once per model, then cached)…"
 

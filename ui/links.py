@@ -6,7 +6,9 @@ always lands on the right page with the right parameters.
 
 URL contracts (``model`` is always the zoo name):
 
-* Neuron Explorer    ``/neuron?model=M&layer=L&neuron=U`` (conv channels: ``neuron`` is the channel)
+* Neuron Explorer    ``/neuron?model=M&layer=L&neuron=U`` (conv channels: ``neuron`` is the channel; optional
+  ``pos=R,C`` for the channel at one cell of its map, and ``test_index=I`` or ``train_index=I`` for the input
+  its on-one-input views show)
 * Classification     ``/classify?model=M&test_index=I`` (or ``train_index=I`` for a training image)
 * Ablations          ``/ablations?model=M&...`` and Hypothesis & scrubbing ``/hypothesis?model=M&...``, both
   carrying the hypothesis settings of ``ui.hypothesis_controls`` (``layer``, ``template``, ``lo``, ``hi``, ...)
@@ -37,8 +39,10 @@ def go_to(page: str, **params: object) -> None:
     st.switch_page(page, query_params={k: str(v) for k, v in params.items() if v is not None})
 
 
-def neuron_href(model: str, layer: str, neuron: int) -> str:
-    return href(NEURON_PAGE, model=model, layer=layer, neuron=neuron)
+def neuron_href(model: str, layer: str, neuron: int, pos: tuple[int, int] | None = None,
+                test_index: int | None = None, train_index: int | None = None) -> str:
+    return href(NEURON_PAGE, model=model, layer=layer, neuron=neuron, pos=None if pos is None else f"{pos[0]},{pos[1]}",
+                test_index=test_index, train_index=train_index)
 
 
 def classify_href(model: str, test_index: int | None = None, train_index: int | None = None) -> str:

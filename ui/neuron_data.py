@@ -3,7 +3,8 @@
 The arrays come from ``mechmnistic`` (on-disk cache keyed by the weights'
 hash); here they are held once per server process (``st.cache_resource``) and
 made read-only, since every session shares them. Keys are the model's zoo name
-and the analysis parameters: nothing is read from globals.
+(a private import's name carries its fingerprint) and the analysis
+parameters: nothing is read from globals.
 """
 
 from __future__ import annotations
@@ -11,11 +12,24 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from mechmnistic.analysis.activations import LayerActivations, layer_activations
-from mechmnistic.analysis.atlas import AtlasParameters, NeuronAtlas, atlas_is_cached, neuron_atlas
-from mechmnistic.analysis.neurons import hidden_fc_layers
+from mechmnistic.analysis.activations import LayerActivations, activations_are_cached, layer_activations
+from mechmnistic.analysis.atlas import (
+    AtlasParameters,
+    NeuronAtlas,
+    UnitClusters,
+    atlas_is_cached,
+    neuron_atlas,
+    position_clusters,
+    unit_clusters,
+)
+from mechmnistic.analysis.conv import position_activations
+from mechmnistic.analysis.neurons import TopExamples
+from mechmnistic.analysis.units import hidden_layers, n_units
+from mechmnistic.cache import is_cached
 
 from . import loaders
+
+SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 
 
 def _read_only(*arrays: np.ndarray | None) -> None:
@@ -24,18 +38,46 @@ def _read_only(*arrays: np.ndarray | None) -> None:
             array.flags.writeable = False
 
 
-@st.cache_resource(show_spinner="Reading activations over the training set…", max_entries=8)
-def activations(model_name: str, layer: str) -> LayerActivations:
-    acts = layer_activations(loaders.load_model(model_name), layer, "train")
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _activations(model_name: str, layer: str, split: str) -> LayerActivations:
+    acts = layer_activations(loaders.load_model(model_name), layer, split)
     _read_only(acts.values, acts.pre, acts.argmax)
     return acts
+
+
+def activations(model_name: str, layer: str, split: str = "train") -> LayerActivations:
+    """``layer``'s activations over ``split`` (a pass over the split the first time, said so)."""
+    model = loaders.load_model(model_name)
+    message = "Reading activations…" if activations_are_cached(model, layer, split) else \
+        f"Computing {layer} over all {SPLIT_SIZES[split]:,} {split} images (once per model, then cached)…"
+    with st.spinner(message):
+        return _activations(model_name, layer, split)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _position_values(model_name: str, layer: str, channel: int, position: tuple[int, int], split: str) -> np.ndarray:
+    values = position_activations(loaders.load_model(model_name), layer, channel, position, split)
+    _read_only(values)
+    return values
+
+
+def position_values(model_name: str, layer: str, channel: int, position: tuple[int, int],
+                    split: str = "train") -> np.ndarray:
+    """A channel's pre-activation at one cell over ``split``, float32 ``[N]`` (a pass the first time)."""
+    model = loaders.load_model(model_name)
+    key = {"layer": layer, "channel": channel, "position": list(position), "split": split}
+    message = "Reading activations…" if is_cached(model, "position_activations", key) else \
+        f"Computing {layer} channel {channel} at {position} over all {SPLIT_SIZES[split]:,} {split} images " \
+        "(once, then cached)…"
+    with st.spinner(message):
+        return _position_values(model_name, layer, channel, position, split)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _stored_atlas(model_name: str, layer: str, params: AtlasParameters) -> NeuronAtlas:
     atlas = neuron_atlas(loaders.load_model(model_name), layer, params)
     _read_only(atlas.top_indices, atlas.top_pre, atlas.cluster_labels, atlas.n_clusters, atlas.explained,
-               atlas.mean_intra, atlas.mean_inter)
+               atlas.mean_intra, atlas.mean_inter, atlas.top_positions)
     return atlas
 
 
@@ -45,9 +87,9 @@ def atlas(model_name: str, layer: str, params: AtlasParameters) -> NeuronAtlas:
     if not atlas_is_cached(model, layer, params):
         # Computed here rather than inside the cached reader: Streamlit would record the
         # progress updates as part of the cached result and replay them.
-        units = model.layer(layer).out_features
-        with st.status(f"First-time analysis of {layer}: top {params.top_k} examples and feature clusters "
-                       f"of all {units} units (stored for next time)…", expanded=True) as status:
+        units = n_units(model, layer)
+        with st.status(f"First-time analysis of {layer}: top {params.top_k} examples, grounded in pixel space, "
+                       f"and feature clusters of all {units} units (stored for next time)…", expanded=True) as status:
             bar = st.progress(0.0)
 
             def progress(done: int, total: int, message: str) -> None:
@@ -58,7 +100,28 @@ def atlas(model_name: str, layer: str, params: AtlasParameters) -> NeuronAtlas:
     return _stored_atlas(model_name, layer, params)
 
 
-def explorable_layers(model_name: str) -> list[str]:
-    """The layers the Neuron Explorer offers: every hidden layer of an MLP (CNNs come later)."""
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _unit_view(model_name: str, layer: str, unit: int, position: tuple[int, int] | None,
+               params: AtlasParameters) -> tuple[TopExamples, UnitClusters]:
     model = loaders.load_model(model_name)
-    return hidden_fc_layers(model) if model.config.arch == "mlp" else []
+    if position is not None:
+        return position_clusters(model, layer, unit, position, params)
+    stored = _stored_atlas(model_name, layer, params)
+    return stored.top_examples(unit), unit_clusters(model, stored, unit)
+
+
+def unit_view(model_name: str, layer: str, unit: int, position: tuple[int, int] | None,
+              params: AtlasParameters) -> tuple[TopExamples, UnitClusters]:
+    """A unit's top examples and feature clusters: from the layer's atlas, or for a conv channel at
+    one ``position``, computed for it (its activations over the split first, the first time)."""
+    if position is None:
+        atlas(model_name, layer, params)
+    else:
+        position_values(model_name, layer, unit, position, params.split)
+    with st.spinner("Grounding the top examples in pixel space…"):
+        return _unit_view(model_name, layer, unit, position, params)
+
+
+def explorable_layers(model_name: str) -> list[str]:
+    """The layers the Neuron Explorer offers: every hidden layer, conv and fully connected."""
+    return hidden_layers(loaders.load_model(model_name))

@@ -74,3 +74,21 @@ def float_param(name: str, default: float | None, low: float = -1e12, high: floa
         return Param(default, f"`{name}` must be a number between {low:g} and {high:g}; got {_shown(raw)}. "
                               "Showing the default instead.")
     return Param(value)
+
+
+def position_param(name: str, size: int) -> Param:
+    """A map cell ``(row, col)``, both in ``[0, size)``, from ``?name=R,C`` (absent: ``None``); junk gives
+    ``None`` and a message."""
+    raw = st.query_params.get(name)
+    if raw is None or raw == "":
+        return Param(None)
+    parts = raw.split(",") if len(raw) <= 16 else []
+    try:
+        row, col = (int(part.strip()) for part in parts)
+    except ValueError:
+        return Param(None, f"`{name}` must be a row and a column, like `{name}=4,7`; got {_shown(raw)}. "
+                           "Showing the channel at its maximum instead.")
+    if not (0 <= row < size and 0 <= col < size):
+        return Param(None, f"`{name}`={row},{col} is outside the {size}x{size} map (rows and columns 0–{size - 1}). "
+                           "Showing the channel at its maximum instead.")
+    return Param((row, col))

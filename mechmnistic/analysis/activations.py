@@ -3,8 +3,9 @@
 A *unit* of a fully connected layer is one neuron; its activation is the
 post-ReLU value (for the last layer, the logit). A unit of a conv layer is a
 channel, and its activation on an image is the channel's maximum over
-positions after ReLU (``argmax`` positions are kept too, so views can show
-where a channel fired). Every analysis that needs "how much does unit u fire on
+positions after ReLU; its pre-activation is the maximum before ReLU (the
+number grounding explains), and the position of that maximum is kept too, so
+views can show where a channel fired. Every analysis that needs "how much does unit u fire on
 image i" over the dataset reads it from here.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..cache import cached
+from ..cache import cached, is_cached
 from ..data import Split, load_mnist
 from ..hooks import run_with_cache
 from ..models.architectures import MNISTNet
@@ -27,8 +28,10 @@ class LayerActivations:
 
     ``values``: float32 ``[N, units]`` (post-ReLU; logits for the last layer;
     channel maximum for conv layers). ``pre``: float32 ``[N, units]`` the
-    pre-activation of FC units (``None`` for conv layers). ``argmax``: int32
-    ``[N, units, 2]`` (row, col) of each conv channel's maximum, else ``None``.
+    pre-activation (for conv layers each channel's maximum pre-activation, so
+    ``values == relu(pre)`` everywhere). ``argmax``: int32 ``[N, units, 2]``
+    (row, col) of each conv channel's maximum pre-activation (the first in
+    row-major order among ties, as grounding takes it), else ``None``.
     """
 
     layer: str
@@ -58,16 +61,28 @@ def compute_layer_activations(
     if not is_conv(model, layer):
         _, cache = run_with_cache(model, images, names=[f"{layer}.pre", hook], batch_size=batch_size)
         return LayerActivations(layer, cache[hook].numpy(), cache[f"{layer}.pre"].numpy())
-    values, argmax = [], []
+    name, pre, argmax = f"{layer}.pre", [], []
     for start in range(0, len(images), batch_size):
-        _, cache = run_with_cache(model, images[start : start + batch_size], names=[hook], batch_size=batch_size)
-        maps = cache[hook]  # [B, C, H, W]
-        flat = maps.flatten(2)
-        best, where = flat.max(dim=2)
+        _, cache = run_with_cache(model, images[start : start + batch_size], names=[name], batch_size=batch_size)
+        maps = cache[name]  # [B, C, H, W]
+        best, where = maps.flatten(2).max(dim=2)  # first maximum among ties
         width = maps.shape[3]
-        values.append(best.numpy())
+        pre.append(best.numpy())
         argmax.append(torch.stack([where // width, where % width], dim=2).to(torch.int32).numpy())
-    return LayerActivations(layer, np.concatenate(values), None, np.concatenate(argmax))
+    pre = np.concatenate(pre)
+    return LayerActivations(layer, np.maximum(pre, 0), pre, np.concatenate(argmax))
+
+
+def _cache_key(model: MNISTNet, layer: str, split: Split) -> dict:
+    # Conv entries hold the channels' maximum pre-activations since this key's "conv" field
+    # was added: older entries (post-ReLU maxima only) are simply never read again.
+    key = {"layer": layer, "split": split}
+    return {**key, "conv": "max-pre"} if is_conv(model, layer) else key
+
+
+def activations_are_cached(model: MNISTNet, layer: str, split: Split = "train") -> bool:
+    """Whether ``layer_activations`` will read from disk (so a page can announce a first-time pass)."""
+    return is_cached(model, "layer_activations", _cache_key(model, layer, split))
 
 
 def layer_activations(model: MNISTNet, layer: str, split: Split = "train") -> LayerActivations:
@@ -76,12 +91,10 @@ def layer_activations(model: MNISTNet, layer: str, split: Split = "train") -> La
 
     def compute() -> dict[str, np.ndarray]:
         result = compute_layer_activations(model, layer, images)
-        arrays = {"values": result.values}
-        if result.pre is not None:
-            arrays["pre"] = result.pre
+        arrays = {"values": result.values, "pre": result.pre}
         if result.argmax is not None:
             arrays["argmax"] = result.argmax
         return arrays
 
-    arrays = cached(model, "layer_activations", {"layer": layer, "split": split}, compute)
+    arrays = cached(model, "layer_activations", _cache_key(model, layer, split), compute)
     return LayerActivations(layer, arrays["values"], arrays.get("pre"), arrays.get("argmax"))

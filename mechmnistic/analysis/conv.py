@@ -6,7 +6,12 @@ channel's maximum after ReLU, at the position kept by
 channel *at a position* is the single number at that cell. Both are grounded
 in pixels by ``analysis.grounding`` (``units`` = channels, optional
 ``positions``). ``receptive_field`` says which pixels a position sees, so a
-view can draw the box where a channel fired.
+view can draw the box where a channel fired, and ``receptive_field_crops``
+cuts those boxes out of pixel maps (embeddings of one channel on many images,
+aligned on where it fired). ``position_activations`` gives a channel at one
+position over a whole split (cached on disk), for top examples and
+distributions of that single number; ``pooled_cell_positions`` says where in
+the map each pooled cell, which is what the next layer reads, took its maximum.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
-from ..data import Split
-from ..hooks import run_with_cache, to_pixels
+from ..cache import cached
+from ..data import Split, load_mnist
+from ..hooks import hooks, run_with_cache, to_pixels
 from ..models.architectures import MNISTNet
 from .activations import is_conv, layer_activations
 from .units import UnitError, check_layer, check_positions, check_units
@@ -121,3 +128,60 @@ def top_channel_examples(
     positions = acts.argmax[indices, channel]
     return ChannelExamples(layer, channel, indices, values[indices], positions,
                            receptive_field(model, layer, positions.astype(np.int64)))
+
+
+def position_activations(
+    model: MNISTNet, layer: str, channel: int, position: tuple[int, int], split: Split = "train"
+) -> np.ndarray:
+    """The pre-activation of ``channel`` at ``position`` ``(row, col)`` of conv ``layer``'s map on every
+    image of ``split``: float32 ``[N]``, computed with one pass over the split and cached on disk
+    (only this cell is kept: a whole layer's maps over the training set would take gigabytes)."""
+    _check_conv(model, layer)
+    channel = int(check_units(model, layer, [channel])[0])
+    row, col = (int(v) for v in check_positions(model, layer, np.asarray(position).reshape(1, 2), 1)[0])
+    images = load_mnist(split).images
+
+    def compute() -> dict[str, np.ndarray]:
+        parts: list[torch.Tensor] = []
+
+        def keep_cell(pre: torch.Tensor) -> None:
+            parts.append(pre[:, channel, row, col].clone())
+
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.inference_mode(), hooks(model, {f"{layer}.pre": keep_cell}):
+                for start in range(0, len(images), 4096):
+                    model(to_pixels(images[start : start + 4096]))
+        finally:
+            model.train(was_training)
+        return {"pre": torch.cat(parts).numpy().astype(np.float32)}
+
+    key = {"layer": layer, "channel": channel, "position": [row, col], "split": split}
+    return cached(model, "position_activations", key, compute)["pre"]
+
+
+def pooled_cell_positions(model: MNISTNet, layer: str, image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Where each pooled cell of conv ``layer`` took its maximum on ``image`` (``[28, 28]``): int64
+    ``[C, H', W', 2]``, the ``(row, col)`` in the layer's map, with ``max_pool2d``'s choice among ties
+    (the cell the next layer reads, as grounding takes it)."""
+    _check_conv(model, layer)
+    post = torch.from_numpy(feature_maps(model, layer, image, stage="post"))
+    _, index = F.max_pool2d(post, model.config.pool_size, return_indices=True)  # flat into each H x W map
+    width = post.shape[2]
+    return torch.stack([index // width, index % width], dim=3).numpy().astype(np.int64)
+
+
+def receptive_field_crops(maps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """Cut box ``boxes[i]`` (inclusive ``[row0, col0, row1, col1]``) out of ``maps[i]``: ``[K, H, W]`` ->
+    ``[K, h, w]``. All boxes must have one size (a layer's receptive fields do), so the crops align."""
+    boxes = np.asarray(boxes, dtype=np.int64)
+    sizes = boxes[:, 2:] - boxes[:, :2] + 1
+    if len(boxes) != len(maps) or (len(boxes) and np.any(sizes != sizes[0])):
+        raise UnitError("one box per map, all of one size")
+    if not len(boxes):
+        return np.zeros((0, 0, 0), np.asarray(maps).dtype)
+    h, w = (int(v) for v in sizes[0])
+    rows = boxes[:, 0, None] + np.arange(h)[None]  # [K, h]
+    cols = boxes[:, 1, None] + np.arange(w)[None]  # [K, w]
+    return np.asarray(maps)[np.arange(len(maps))[:, None, None], rows[:, :, None], cols[:, None, :]]

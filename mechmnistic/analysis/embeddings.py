@@ -22,8 +22,8 @@ import torch
 from ..errors import MechMNISTicError
 from ..hooks import to_pixels
 from ..models.architectures import MNISTNet
-from .grounding import effective_weights
-from .units import check_layer, check_positions, check_units
+from .grounding import effective_weights, effective_weights_pairs
+from .units import UnitError, check_layer, check_positions, check_units
 
 
 @dataclass(frozen=True)
@@ -78,8 +78,7 @@ def hadamard_embeddings(
     Any layer of any model. ``positions`` (conv layers only): int ``[U, 2]``
     ``(row, col)`` per channel; by default a channel is embedded at its maximum
     on each image. For (image, unit) pairs rather than a full grid (the top
-    examples of many units), use ``grounding.effective_weights_pairs`` and its
-    ``embeddings``.
+    examples of many units), use ``hadamard_embeddings_pairs``.
     """
     check_layer(model, layer)
     if layer == model.layer_names[0] and isinstance(model.layer(layer), torch.nn.Linear):
@@ -90,4 +89,36 @@ def hadamard_embeddings(
         maps = pixels[:, None, :, :] * w[None]  # [N, U, 28, 28]
         return Embeddings(maps.astype(np.float32), np.broadcast_to(b, (len(pixels), len(b))).astype(np.float32))
     grounding = effective_weights(model, layer, images, units, positions)
+    return Embeddings(grounding.embeddings(images), grounding.b_eff, grounding.positions)
+
+
+def hadamard_embeddings_pairs(
+    model: MNISTNet,
+    layer: str,
+    images: np.ndarray,
+    units: np.ndarray,
+    image_index: np.ndarray,
+    positions: np.ndarray | None = None,
+) -> Embeddings:
+    """Embeddings of ``P`` (image, unit) pairs: unit ``units[p]`` on image ``images[image_index[p]]``.
+
+    ``images``: uint8 ``[N, 28, 28]`` or [0, 1] floats (pass the whole set and
+    an index: each image runs forwards once however many pairs use it);
+    ``units``, ``image_index``: int ``[P]``; ``positions`` (conv layers only):
+    int ``[P, 2]``, or ``None`` for each channel at its maximum on its image.
+    Returns ``Embeddings`` with ``maps [P, 28, 28]``, ``bias [P]`` and
+    ``positions [P, 2]`` (conv) or ``None``. An MLP's first layer takes the
+    closed form, every other layer ``grounding.effective_weights_pairs``.
+    """
+    check_layer(model, layer)
+    if layer == model.layer_names[0] and isinstance(model.layer(layer), torch.nn.Linear):
+        units = check_units(model, layer, units)
+        index = np.asarray(image_index, dtype=np.int64)
+        if index.shape != units.shape or (index.size and (index.min() < 0 or index.max() >= len(images))):
+            raise UnitError(f"image_index must be {len(units)} indices into the {len(images)} images, one per unit")
+        check_positions(model, layer, positions, len(units))  # FC units have none: say so
+        w, b = first_layer_effective_weights(model)
+        maps = to_pixels(images[index]).numpy() * w[units]
+        return Embeddings(maps, b[units])
+    grounding = effective_weights_pairs(model, layer, images, units, image_index, positions)
     return Embeddings(grounding.embeddings(images), grounding.b_eff, grounding.positions)

@@ -21,7 +21,7 @@ from ..models.architectures import MNISTNet
 from .activations import layer_activations
 from .connections import incoming_weights, outgoing_weights
 from .embeddings import first_layer_effective_weights
-from .units import UnitError, check_units
+from .units import UnitError, check_hidden_layer, check_units
 
 
 def hidden_fc_layers(model: MNISTNet) -> list[str]:
@@ -92,10 +92,13 @@ def similar_neurons(model: MNISTNet, layer: str, unit: int, count: int = 5) -> t
     Returns ``(units int64 [count], cosine similarity float32 [count])``, most
     similar first. The layer's own weights are compared; for the first layer
     they equal the pixel-space weights up to one common factor (the input
-    normalisation's std), which leaves every cosine unchanged.
+    normalisation's std), which leaves every cosine unchanged. Any hidden
+    layer: a conv channel's weights are all its kernels, flattened.
     """
-    module = check_unit(model, layer, unit)
-    weights = module.weight.detach().numpy().astype(np.float64)
+    check_hidden_layer(model, layer)
+    check_units(model, layer, [unit])
+    module = model.layer(layer)
+    weights = module.weight.detach().reshape(module.weight.shape[0], -1).numpy().astype(np.float64)
     norms = np.linalg.norm(weights, axis=1)
     similarity = weights @ weights[unit] / np.maximum(norms * norms[unit], 1e-300)
     similarity[unit] = -np.inf

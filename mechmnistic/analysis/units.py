@@ -60,6 +60,19 @@ def check_layer(model: MNISTNet, layer: str) -> str:
     return layer
 
 
+def hidden_layers(model: MNISTNet) -> list[str]:
+    """Every layer with hidden units, conv and fully connected, in forward order (not the logits)."""
+    return list(model.layer_names[:-1])
+
+
+def check_hidden_layer(model: MNISTNet, layer: str) -> int:
+    """The number of units of ``layer`` after checking that it is a hidden layer."""
+    hidden = hidden_layers(model)
+    if layer not in hidden:
+        raise UnitError(f"{layer!r} is not a hidden layer of this model; choose one of {hidden}")
+    return n_units(model, layer)
+
+
 def output_hook(model: MNISTNet, layer: str) -> str:
     """The hook holding what the next layer reads: after ReLU and, for conv layers, pooling
     (the logits for the last layer)."""

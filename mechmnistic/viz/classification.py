@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import DIVERGING, class_bar, symmetric_range
+from .common import DIVERGING, add_cell_markers, class_bar, class_by_unit_heatmap, clicked_xy, symmetric_range
 
 #: What ``clicked_cell`` returns as the unit for the logit-effects heatmap's bias column.
 BIAS_UNIT = -1
@@ -53,28 +53,10 @@ def activations_figure(activations: np.ndarray, unit_layer: str, highlight: Sequ
     return fig
 
 
-def _class_by_unit_heatmap(z: np.ndarray, class_names: Sequence[str], x_labels: Sequence[str], title: str,
-                           colorbar_title: str, hover: str, height: int) -> go.Figure:
-    """A signed ``[C, X]`` matrix on numeric axes whose ranges are exactly the cell edges."""
-    n_classes, width = z.shape
-    bound = symmetric_range(z)
-    fig = go.Figure(go.Heatmap(
-        z=z.astype(np.float32), x=np.arange(width), y=np.arange(n_classes), colorscale=DIVERGING, zmid=0, zmin=-bound, zmax=bound,
-        colorbar=dict(title=colorbar_title, thickness=12), hovertemplate=hover,
-    ))
-    step = max(1, width // 32)
-    fig.update_xaxes(range=[-0.5, width - 0.5], tickvals=list(range(0, width, step)),
-                     ticktext=[x_labels[i] for i in range(0, width, step)], showgrid=False, zeroline=False)
-    fig.update_yaxes(range=[n_classes - 0.5, -0.5], tickvals=list(range(n_classes)), ticktext=list(class_names),
-                     title="class", showgrid=False, zeroline=False)
-    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10))
-    return fig
-
-
 def output_weights_heatmap(weight: np.ndarray, class_names: Sequence[str], unit_layer: str) -> go.Figure:
     """The final layer's weight matrix ``weight`` float ``[C, U]``: classes down, units across."""
     units = [str(u) for u in range(weight.shape[1])]
-    fig = _class_by_unit_heatmap(
+    fig = class_by_unit_heatmap(
         np.asarray(weight, dtype=float), class_names, units, "Output weights (class × unit)", "weight",
         f"class %{{y}}, {unit_layer} unit %{{x}}<br>weight %{{z:.4g}}<extra></extra>",
         height=90 + 24 * len(class_names),
@@ -95,27 +77,20 @@ def logit_effects_heatmap(effects: np.ndarray, activations: np.ndarray, class_na
     n_classes, width = effects.shape
     n_units = width - 1
     labels = [str(u) for u in range(n_units)] + ["bias"]
-    fig = _class_by_unit_heatmap(
+    fig = class_by_unit_heatmap(
         effects, class_names, labels,
         "Logit effects: activation × output weight (each row sums to the logit)", "effect", "<extra></extra>",
         height=110 + 26 * n_classes,
     )
-    fig.data[0].hoverinfo = "skip"  # the markers carry the hover text
-    columns, rows = np.meshgrid(np.arange(width), np.arange(n_classes))
+    rows, columns = np.indices((n_classes, width))
     hover = [
         f"class {class_names[c]}, bias<br>effect {effects[c, u]:.4g}" if u == n_units else
         f"class {class_names[c]}, {unit_layer} unit {u}<br>effect {effects[c, u]:.4g}"
         f"<br>activation {activations[u]:.4g}<br>click to open this neuron"
         for c, u in zip(rows.ravel(), columns.ravel(), strict=True)
     ]
-    fig.add_trace(go.Scatter(
-        x=columns.ravel(), y=rows.ravel(), mode="markers",
-        marker=dict(symbol="square", size=max(6, min(18, 900 // width)), opacity=0),
-        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>",
-        showlegend=False,
-    ))
+    add_cell_markers(fig, np.asarray(hover, dtype=object).reshape(n_classes, width))
     fig.update_xaxes(title=f"{unit_layer} unit (last column: the bias)")
-    fig.update_layout(hovermode="closest")
     return fig
 
 
@@ -126,18 +101,11 @@ def clicked_cell(event: object, n_units: int) -> tuple[int, int] | None:
     marker's x and y are its cell's column and row. Unit is ``BIAS_UNIT`` for
     the bias column.
     """
-    try:
-        points = event["selection"]["points"]  # type: ignore[index]
-    except (KeyError, TypeError):
+    found = clicked_xy(event)
+    if found is None or not (0 <= found[0] <= n_units and found[1] >= 0):
         return None
-    for point in points:
-        try:
-            column, row = int(point["x"]), int(point["y"])
-        except (KeyError, TypeError, ValueError):
-            continue
-        if 0 <= column <= n_units and row >= 0:
-            return (BIAS_UNIT if column == n_units else column), row
-    return None
+    column, row = found
+    return (BIAS_UNIT if column == n_units else column), row
 
 
 def important_units_figure(weights: np.ndarray, maps: np.ndarray, titles: Sequence[str], columns: int = 6,

@@ -19,6 +19,8 @@ from plotly.subplots import make_subplots
 #: would confuse; we keep the common interpretability convention).
 DIVERGING = "RdBu_r"
 DIGIT = "gray_r"
+#: Outlines: a conv unit's receptive field, a chosen cell (orange reads on greys and on red/blue).
+BOX_COLOUR = "#f4a300"
 
 
 def symmetric_range(z: np.ndarray) -> float:
@@ -150,7 +152,9 @@ class MosaicBand:
 
     ``images``: float or uint8 ``[H, W]`` each; ``titles``: one per tile, or
     empty for none; ``tile_ids``: a number per tile for the hover (e.g. a
-    dataset index; default its position).
+    dataset index; default its position); ``boxes``: int ``[T, 4]``, an
+    inclusive ``(row0, col0, row1, col1)`` outlined on each tile (where a conv
+    channel fired), or ``None``.
     """
 
     images: Sequence[np.ndarray]
@@ -160,6 +164,7 @@ class MosaicBand:
     tile_label: str = "tile"
     value_label: str = "value"
     colorbar_title: str = ""
+    boxes: np.ndarray | None = None
 
 
 def image_mosaic(bands: Sequence[MosaicBand], columns: int = 8, tile_px: int = 110, title: str = "") -> go.Figure:
@@ -181,7 +186,7 @@ def image_mosaic(bands: Sequence[MosaicBand], columns: int = 8, tile_px: int = 1
     title_rows = [6 if band.titles else gap for band in bands]  # room above each tile for its title
     strip = [height + t for t in title_rows]
     row_height = sum(strip)
-    traces, annotations, layout = [], [], {}
+    traces, annotations, shapes, layout = [], [], [], {}
     signed_bands = 0
     for b, band in enumerate(bands):
         axis = "coloraxis" if b == 0 else f"coloraxis{b + 1}"
@@ -210,6 +215,10 @@ def image_mosaic(bands: Sequence[MosaicBand], columns: int = 8, tile_px: int = 1
                 left = c * (width + gap)
                 z[:, left : left + width] = tile
                 tile_id[:, left : left + width] = ids[i]
+                if band.boxes is not None:
+                    r0, c0, r1, c1 = (int(v) for v in band.boxes[i])
+                    shapes.append(dict(type="rect", xref="x", yref="y", x0=left + c0 - 0.5, x1=left + c1 + 0.5,
+                                       y0=top + r0 - 0.5, y1=top + r1 + 0.5, line=dict(color=BOX_COLOUR, width=1.5)))
                 if band.titles:
                     annotations.append(dict(x=left + (width - 1) / 2, y=top - 1, text=band.titles[i], showarrow=False,
                                             xref="x", yref="y", yanchor="bottom", font=dict(size=10)))
@@ -221,6 +230,74 @@ def image_mosaic(bands: Sequence[MosaicBand], columns: int = 8, tile_px: int = 1
     fig.update_yaxes(visible=False, range=[rows * row_height - 0.5, -0.5], scaleanchor="x", constrain="domain")
     top_margin = 40 if title else 10
     tile_rows_px = rows * tile_px * row_height / (height + 6)
-    fig.update_layout(title=title, annotations=annotations, height=int(tile_rows_px) + top_margin + 10,
+    fig.update_layout(title=title, annotations=annotations, shapes=shapes, height=int(tile_rows_px) + top_margin + 10,
                       margin=dict(l=5, r=5, t=top_margin, b=5), plot_bgcolor="rgba(0,0,0,0)", **layout)
     return fig
+
+
+def class_by_unit_heatmap(z: np.ndarray, class_names: Sequence[str], x_labels: Sequence[str], title: str,
+                           colorbar_title: str, hover: str, height: int) -> go.Figure:
+    """A signed ``[C, X]`` matrix (classes down, e.g. units across) on numeric axes whose ranges are
+    exactly the cell edges, so ``add_cell_markers`` can make its cells clickable."""
+    n_classes, width = z.shape
+    bound = symmetric_range(z)
+    fig = go.Figure(go.Heatmap(
+        z=z.astype(np.float32), x=np.arange(width), y=np.arange(n_classes), colorscale=DIVERGING, zmid=0,
+        zmin=-bound, zmax=bound,
+        colorbar=dict(title=colorbar_title, thickness=12), hovertemplate=hover,
+    ))
+    step = max(1, width // 32)
+    fig.update_xaxes(range=[-0.5, width - 0.5], tickvals=list(range(0, width, step)),
+                     ticktext=[x_labels[i] for i in range(0, width, step)], showgrid=False, zeroline=False)
+    fig.update_yaxes(range=[n_classes - 0.5, -0.5], tickvals=list(range(n_classes)), ticktext=list(class_names),
+                     title="class", showgrid=False, zeroline=False)
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=40, b=10))
+    return fig
+
+
+def add_cell_markers(fig: go.Figure, hover: np.ndarray) -> go.Figure:
+    """Make a heatmap's cells clickable: one invisible square marker per cell ``(column, row)``,
+    carrying ``hover`` (str ``[rows, columns]``) as its hover text. Plotly heatmaps emit no
+    selection events; these markers do, and ``clicked_xy`` reads the cell back."""
+    rows, columns = np.indices(np.shape(hover))
+    fig.data[0].hoverinfo = "skip"  # the markers carry the hover text
+    fig.add_trace(go.Scatter(
+        x=columns.ravel(), y=rows.ravel(), mode="markers",
+        marker=dict(symbol="square", size=max(6, min(18, 900 // max(columns.shape[1], 1))), opacity=0),
+        hovertext=np.asarray(hover, dtype=object).ravel(), hovertemplate="%{hovertext}<extra></extra>",
+        showlegend=False,
+    ))
+    fig.update_layout(hovermode="closest")
+    return fig
+
+
+def _clicked_points(event: object) -> list:
+    # Read dict-style: that works in the browser and with AppTest's injected state alike.
+    try:
+        return list(event["selection"]["points"])  # type: ignore[index]
+    except (KeyError, TypeError):
+        return []
+
+
+def clicked_xy(event: object) -> tuple[int, int] | None:
+    """``(x, y)`` of the first point clicked in a chart, as integers (a cell's column and row for
+    ``add_cell_markers``), or ``None``. ``event``: what ``st.plotly_chart(..., on_select="rerun")``
+    returns."""
+    for point in _clicked_points(event):
+        try:
+            return int(point["x"]), int(point["y"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
+
+
+def clicked_id(event: object) -> int | None:
+    """The integer ``customdata`` of the first point clicked (e.g. a bar of ``ranked_bar``), or ``None``."""
+    for point in _clicked_points(event):
+        value = point.get("customdata") if isinstance(point, dict) else None
+        value = value[0] if isinstance(value, list | tuple) and value else value
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            continue
+    return None

@@ -17,18 +17,19 @@ def ranked_bar(
     title: str,
     value_title: str,
     top: int | None = 20,
-    order: Literal["magnitude", "value"] = "magnitude",
+    order: Literal["magnitude", "value", "index"] = "magnitude",
     customdata: np.ndarray | None = None,
 ) -> go.Figure:
     """Horizontal bars, first entry at the top, coloured by sign (red positive, blue negative).
 
     ``values`` float ``[K]`` with ``labels[K]``; ``order``: by magnitude
-    (what moves the unit most) or by signed value (most positive first).
+    (what moves the unit most), by signed value (most positive first) or as
+    given (``index``).
     ``top``: keep this many (``None``: all). ``customdata`` ``[K, ...]`` rides
     along per bar, so a page can open the unit behind a clicked bar.
     """
     values = np.asarray(values, dtype=float)
-    key = -np.abs(values) if order == "magnitude" else -values
+    key = {"magnitude": -np.abs(values), "value": -values, "index": np.arange(len(values))}[order]
     keep = np.argsort(key, kind="stable")[: top if top is not None else len(values)]
     names = [str(labels[i]) for i in keep]
     bar = go.Bar(

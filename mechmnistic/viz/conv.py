@@ -13,9 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import DIGIT, DIVERGING, symmetric_range
+from .common import BOX_COLOUR, DIGIT, DIVERGING, add_cell_markers, signed_heatmap, symmetric_range
 
-BOX_COLOUR = "#f4a300"
 GAP_COLOUR = "#d9d9d9"  # between tiles: not white, which means zero on the diverging scale
 
 
@@ -83,15 +82,17 @@ def tiled_heatmap(
     count, height, width = maps.shape
     columns = max(1, min(columns, count))
     text = dict(showarrow=False, font=dict(size=10), xref="x", yref="y")
+    notes = []  # set at once: Plotly validates each add_annotation call, tens of milliseconds for a grid
     for t, name in enumerate(tile_titles or []):
         top, left = tile_origin(t, columns, height, width)
-        fig.add_annotation(x=left + (width - 1) / 2, y=top - 0.5, text=name, yanchor="bottom", **text)
+        notes.append(dict(x=left + (width - 1) / 2, y=top - 0.5, text=name, yanchor="bottom", **text))
     for r, name in enumerate(row_titles or []):
         top, _ = tile_origin(r * columns, columns, height, width)
-        fig.add_annotation(x=-0.7, y=top + (height - 1) / 2, text=name, xanchor="right", **text)
+        notes.append(dict(x=-0.7, y=top + (height - 1) / 2, text=name, xanchor="right", **text))
     for c, name in enumerate(column_titles or []):
         _, left = tile_origin(c, columns, height, width)
-        fig.add_annotation(x=left + (width - 1) / 2, y=-0.5, text=name, yanchor="bottom", **text)
+        notes.append(dict(x=left + (width - 1) / 2, y=-0.5, text=name, yanchor="bottom", **text))
+    fig.update_layout(annotations=notes)
     above = 40 if title else 10
     above += 16 if (tile_titles or column_titles) else 0
     fig.update_layout(title=title, height=max(200, int(z.shape[0] * cell_px) + above + 10), plot_bgcolor=GAP_COLOUR,
@@ -134,4 +135,37 @@ def examples_with_boxes(
         top, left = tile_origin(i, columns, 28, 28)
         fig.add_shape(type="rect", x0=left + c0 - 0.5, x1=left + c1 + 0.5, y0=top + r0 - 0.5, y1=top + r1 + 0.5,
                       line=dict(color=BOX_COLOUR, width=2))
+    return fig
+
+
+def channel_filters(weights: np.ndarray, layer: str, channel: int, in_layer: str = "input") -> go.Figure:
+    """One channel's kernels ``[C_in, k, k]``, one titled tile per input channel, on one diverging scale."""
+    labels = [f"{layer} ch{channel} ← {in_layer} ch{i}" for i in range(len(weights))]
+    return tiled_heatmap(weights, labels, columns=8, title=f"{layer} ch{channel}: its kernel on each {in_layer} "
+                         "channel", hover_label="weight", cell_px=24 if len(weights) <= 8 else 12,
+                         tile_titles=[f"{in_layer} ch{i}" for i in range(len(weights))])
+
+
+def add_box(fig: go.Figure, box: np.ndarray | Sequence[int], colour: str = BOX_COLOUR) -> go.Figure:
+    """Outline the inclusive cell box ``(row0, col0, row1, col1)`` on a single-map figure."""
+    r0, c0, r1, c1 = (int(v) for v in box)
+    fig.add_shape(type="rect", x0=c0 - 0.5, x1=c1 + 0.5, y0=r0 - 0.5, y1=r1 + 0.5, line=dict(color=colour, width=2))
+    return fig
+
+
+def channel_map(values: np.ndarray, title: str, value_label: str, marked: tuple[int, int] | None = None,
+                height: int = 320) -> go.Figure:
+    """One channel's map ``[H, W]`` on a diverging scale (white = 0), with the ``marked`` cell outlined.
+
+    Every cell is clickable (invisible markers, see ``viz.common.add_cell_markers``):
+    ``clicked_xy`` returns ``(col, row)``.
+    """
+    values = np.asarray(values, dtype=float)
+    fig = signed_heatmap(values, title=title, colorbar_title=value_label, height=height)
+    rows, cols = np.indices(values.shape)
+    hover = np.array([f"row {r}, col {c}<br>{value_label} {values[r, c]:.4g}<br>click to open this position"
+                      for r, c in zip(rows.ravel(), cols.ravel(), strict=True)], dtype=object)
+    add_cell_markers(fig, hover.reshape(values.shape))
+    if marked is not None:
+        add_box(fig, (marked[0], marked[1], marked[0], marked[1]))
     return fig

@@ -83,11 +83,13 @@ def activation_histogram(counts: np.ndarray, edges: np.ndarray, firing_fraction:
 
 def firing_by_class_figure(firing_by_class: np.ndarray, class_names: Sequence[str] | None = None,
                            height: int = 260) -> go.Figure:
-    """Share of each class's images on which the unit fires (``[n_classes]`` in [0, 1])."""
-    fig = class_bar(firing_by_class, "Fires on this share of each class", "share firing", class_names,
+    """Share of each digit's images on which the unit fires (``[10]`` in [0, 1]: MNIST labels, whatever
+    classes the model tells apart)."""
+    fig = class_bar(firing_by_class, "Fires on this share of each digit", "share firing", class_names,
                     height=height)
     fig.update_yaxes(range=[0, 1], tickformat=".0%")
-    fig.update_traces(hovertemplate="class %{x}<br>fires on %{y:.1%}<extra></extra>")
+    fig.update_xaxes(title="digit (MNIST label)")
+    fig.update_traces(hovertemplate="digit %{x}<br>fires on %{y:.1%}<extra></extra>")
     return fig
 
 
@@ -98,25 +100,29 @@ def example_titles(labels: np.ndarray, activations: np.ndarray) -> list[str]:
 
 def examples_figure(images: np.ndarray, indices: np.ndarray, labels: np.ndarray, activations: np.ndarray,
                     embeddings: np.ndarray | None = None, columns: int = 8,
-                    title: str = "Top examples (label · activation) and their Hadamard embeddings") -> go.Figure:
+                    title: str = "Top examples (label · activation) and their Hadamard embeddings",
+                    boxes: np.ndarray | None = None) -> go.Figure:
     """Training examples (uint8 ``[K, 28, 28]`` at ``indices``), each titled "label · activation",
-    with each one's Hadamard embedding (float ``[K, 28, 28]``) right below it when given."""
+    with each one's Hadamard embedding (float ``[K, 28, 28]``) right below it when given.
+    ``boxes`` int ``[K, 4]``: a conv unit's receptive field where it was taken, outlined on both."""
     bands = [MosaicBand(list(images), example_titles(labels, activations), tile_ids=indices,
-                        tile_label="training image")]
+                        tile_label="training image", boxes=boxes)]
     if embeddings is not None:
         bands.append(MosaicBand(list(embeddings), signed=True, tile_ids=indices, tile_label="training image",
-                                value_label="pixel × weight", colorbar_title="pixel ×<br>weight"))
+                                value_label="pixel × weight", colorbar_title="pixel ×<br>weight", boxes=boxes))
     return image_mosaic(bands, columns=columns, title=title)
 
 
 def clusters_figure(central_images: np.ndarray, central_embeddings: np.ndarray, mean_embeddings: np.ndarray,
-                    sizes: np.ndarray, main_classes: np.ndarray, central_indices: np.ndarray) -> go.Figure:
+                    sizes: np.ndarray, main_classes: np.ndarray, central_indices: np.ndarray,
+                    what: str = "") -> go.Figure:
     """One column per cluster: its central example (uint8 ``[C, 28, 28]``), that example's embedding, and the
     mean embedding of all its members (float ``[C, 28, 28]`` each).
 
     Central and mean embeddings have separate scales: a mean of many
     embeddings is fainter than any one of them, and would be invisible on
-    the members' scale.
+    the members' scale. All three may be crops (e.g. a conv unit's receptive
+    field, ``[C, h, w]``); ``what`` then says so in the title.
     """
     count = len(sizes)
     titles = [f"C{c} · {size} · {label}" for c, (size, label) in enumerate(zip(sizes, main_classes, strict=True))]
@@ -129,23 +135,23 @@ def clusters_figure(central_images: np.ndarray, central_embeddings: np.ndarray, 
                    tile_label="cluster C", value_label="mean pixel × weight", colorbar_title="mean"),
     ]
     return image_mosaic(bands, columns=count, tile_px=min(110, max(70, 1100 // max(count, 1))),
-                        title="Each cluster (cluster · members · main class): central example, "
-                              "its embedding, and the members' mean embedding")
+                        title="Each cluster (cluster · members · main digit): central example, "
+                              f"its embedding, and the members' mean embedding{what}")
 
 
 def cluster_classes_figure(class_counts: np.ndarray, class_names: Sequence[str] | None = None) -> go.Figure:
-    """How many members of each cluster (rows) have each class (columns): int ``[C, n_classes]``."""
+    """How many members of each cluster (rows) have each MNIST digit (columns): int ``[C, 10]``."""
     counts = np.asarray(class_counts)
     names = list(class_names) if class_names is not None else [str(i) for i in range(counts.shape[1])]
     share = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     fig = go.Figure(go.Heatmap(
         z=share, x=names, y=[f"C{c}" for c in range(len(counts))], customdata=counts,
         colorscale="Blues", zmin=0, zmax=1, colorbar=dict(title="share", thickness=12, tickformat=".0%"),
-        hovertemplate="cluster %{y}, class %{x}<br>%{customdata} members (%{z:.0%})<extra></extra>",
+        hovertemplate="cluster %{y}, digit %{x}<br>%{customdata} members (%{z:.0%})<extra></extra>",
         text=np.where(counts > 0, counts.astype(str), ""), texttemplate="%{text}",
     ))
     fig.update_yaxes(autorange="reversed", title="cluster")
-    fig.update_xaxes(type="category", title="class")
-    fig.update_layout(title="Classes in each cluster (members; colour: share of the cluster)",
+    fig.update_xaxes(type="category", title="digit (MNIST label)")
+    fig.update_layout(title="Digits in each cluster (members; colour: share of the cluster)",
                       height=max(220, 28 * len(counts) + 100), margin=dict(l=10, r=10, t=40, b=10))
     return fig

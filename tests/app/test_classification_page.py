@@ -11,8 +11,12 @@ import pandas as pd
 import pytest
 import torch
 from PIL import Image
+from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
+from mechmnistic.analysis.activations import is_conv
+from mechmnistic.analysis.conv import pooled_cell_positions
+from mechmnistic.analysis.layer_attribution import layer_attribution
 from mechmnistic.analysis.logit_effects import explain_class, logit_effects
 from mechmnistic.analysis.predictions import indices_of_digit, misclassified, split_predictions
 from mechmnistic.canvas_sim import render_on_canvas
@@ -122,7 +126,9 @@ def test_every_bundled_model_renders(name, bundled, mnist_test):
     assert _prediction_shown(at) == expected.prediction
     effects = next(spec for title, spec in _figures(at).items() if title.startswith("Logit effects"))
     assert _array(effects["data"][0]["z"]).shape == expected.effects.shape
-    assert len(at.get("plotly_chart")) == 8, "input, logits, probabilities, activations, weights, effects, units, combined"
+    earlier = sum(2 if is_conv(model, layer) else 1 for layer in model.layer_names[:-2])  # heatmap (+ cells)
+    assert len(at.get("plotly_chart")) == 8 + earlier, \
+        "input, logits, probabilities, activations, weights, effects, units, combined, and earlier layers' attribution"
     shown = at.dataframe[0].value["unit"].tolist()
     assert shown == [u.unit for u in explain_class(model, mnist_test.images[0], expected, expected.prediction).units]
 
@@ -262,7 +268,44 @@ def test_class_and_share_choose_the_important_units(bundled, mnist_test):
     table = at.dataframe[0].value
     assert table["unit"].tolist() == [u.unit for u in expected.units]
     np.testing.assert_allclose(table["effect"], [u.effect for u in expected.units])
-    assert table["Neuron Explorer"].iloc[0] == f"./neuron?model=mlp-1x64&layer=layers.0&neuron={expected.units[0].unit}"
+    assert table["Neuron Explorer"].iloc[0] == \
+        f"./neuron?model=mlp-1x64&layer=layers.0&neuron={expected.units[0].unit}&test_index=8", "on this same input"
+
+
+def test_earlier_layers_are_attributed_with_their_checks(bundled, mnist_test):
+    model = bundled("mlp-2x64")
+    at = _open(model="mlp-2x64", test_index="3")
+    assert not at.exception
+    expected = layer_attribution(model, mnist_test.images[3], "layers.0")
+    heatmap = next(c for c in at.get("plotly_chart") if c.key == "classify_attr_layers.0")
+    z = _array(json.loads(heatmap.proto.spec)["data"][0]["z"])
+    np.testing.assert_allclose(z.reshape(expected.per_unit[0].shape), expected.per_unit[0], rtol=1e-5, atol=1e-6)
+    checks = next(df.value for df in at.dataframe if "gap" in df.value.columns)
+    np.testing.assert_allclose(checks["gap"], expected.completeness_gap[0], atol=1e-4)
+    np.testing.assert_allclose(checks["logit with layers.0 off"], expected.baseline_logits[0], rtol=1e-5)
+    check = next(c.value for c in at.caption if c.value.startswith("Check:"))
+    assert ("need not add up" in check) == (not expected.same_piece[0])
+    at.session_state["classify_attr_layers.0"] = {"selection": {"points": [{"x": 7, "y": 2}]}}
+    at.run()
+    assert not at.exception and not at.warning
+    assert {"model": "mlp-2x64", "layer": "layers.0", "neuron": "7", "test_index": "3"}.items() <= \
+        dict(at.query_params).items()
+
+
+def test_a_cnn_conv_layer_is_attributed_per_channel_and_per_cell(bundled, mnist_test):
+    model = bundled("challenge-cnn")
+    at = _open(model="challenge-cnn", test_index="5")
+    assert not at.exception
+    expected = layer_attribution(model, mnist_test.images[5], "conv2")
+    cls = logit_effects(model, mnist_test.images[5]).prediction
+    cells = next(df.value for df in at.dataframe if "pooled cell" in df.value.columns and
+                 df.value["open"].str.contains("layer=conv2").all())
+    flat = np.argsort(-np.abs(expected.attributions[0, cls].ravel()), kind="stable")[:12]
+    channel, row, col = np.unravel_index(flat, expected.attributions.shape[2:])
+    np.testing.assert_allclose(cells["attribution"], expected.attributions[0, cls][channel, row, col], rtol=1e-5)
+    where = pooled_cell_positions(model, "conv2", mnist_test.images[5])[channel[0], row[0], col[0]]
+    assert cells["open"].iloc[0] == (f"./neuron?model=challenge-cnn&layer=conv2&neuron={channel[0]}"
+                                     f"&pos={where[0]}%2C{where[1]}&test_index=5")
 
 
 def test_clicking_the_bias_column_explains_itself():
@@ -413,3 +456,29 @@ def test_browser_clicking_a_logit_effect_opens_the_neuron(page, app_url):
     query = dict(part.split("=", 1) for part in page.url.split("?", 1)[1].split("&"))
     assert {"model": "mlp-1x64", "layer": "layers.0", "neuron": str(unit)}.items() <= query.items()
     assert page.get_by_role("heading", name="Neuron Explorer").first.is_visible()
+
+
+@pytest.mark.browser
+def test_browser_attribution_to_every_earlier_layer_of_a_cnn(page, app_url):
+    """cnn-digits: a panel per earlier layer (conv1, conv2) with its check; a cell opens that channel on this input."""
+    page.goto(f"{app_url}/classify?model=cnn-digits&test_index=3")
+    wait_for_app(page, timeout_ms=300_000)
+    assert_no_exception(page)
+    expect(page.get_by_role("heading", name="Attribution to earlier layers")).to_be_visible()
+    for layer in ("conv1", "conv2"):
+        chart = page.locator(f".st-key-classify_attr_{layer}")
+        chart.scroll_into_view_if_needed()
+        expect(chart).to_contain_text(f"{layer}: gradient × activation per channel", timeout=60_000)
+    expect(page.get_by_text("Check: each class's attributions plus")).to_have_count(2)
+    chart = page.locator(".st-key-classify_attr_conv2")
+    area = chart.locator("rect.nsewdrag").first
+    area.wait_for(timeout=60_000)
+    box = area.bounding_box()
+    channel, cls, columns, rows = 5, 0, 16, 10
+    page.mouse.click(box["x"] + (channel + 0.5) / columns * box["width"], box["y"] + (cls + 0.5) / rows * box["height"])
+    page.wait_for_url("**/neuron?**", timeout=60_000)
+    page.locator("h2", has_text="conv2 · channel 5").first.wait_for(timeout=300_000)
+    wait_for_app(page, timeout_ms=300_000)
+    assert_no_exception(page)
+    query = dict(part.split("=", 1) for part in page.url.split("?", 1)[1].split("&"))
+    assert {"model": "cnn-digits", "layer": "conv2", "neuron": "5", "test_index": "3"}.items() <= query.items()

@@ -12,7 +12,10 @@ import pytest
 from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
+from mechmnistic.analysis.activations import layer_activations
 from mechmnistic.analysis.atlas import AtlasParameters, atlas_is_cached
+from mechmnistic.analysis.connections import upstream_contributions
+from mechmnistic.analysis.conv import feature_maps, pooled_cell_positions
 from mechmnistic.analysis.neurons import input_weights, similar_neurons, top_examples
 
 from .conftest import assert_no_exception, wait_for_app
@@ -141,10 +144,146 @@ def test_cluster_controls_change_the_clusters_and_the_url(cache_dir, bundled):
     assert "cluster" not in at.query_params, "another neuron: the chosen cluster no longer applies"
 
 
-def test_a_cnn_gets_a_plain_message(cache_dir):
+def caption_with(at: AppTest, text: str) -> str:
+    return next(c.value for c in at.caption if text in c.value)
+
+
+def test_a_cnn_opens_on_its_first_conv_channel(cache_dir):
     at = open_page(model="cnn-digits")
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="nx_layer").options == ["conv1", "conv2", "fc1"]
+    assert shown_unit(at) == "conv1 · channel 0" and at.radio(key="nx_at").value == "its maximum"
+
+
+def test_a_conv_channel_by_deep_link(cache_dir, bundled, mnist_test):
+    """Filters, the feature map on the shown input, top examples with where the channel fired."""
+    model = bundled("cnn-digits")
+    at = open_page(model="cnn-digits", layer="conv2", neuron="6", top_k="60")
+    assert not at.exception and not at.warning
+    assert shown_unit(at) == "conv2 · channel 6"
+    kernels = decoded(figure(at, "nx_fig_filters")["data"][0]["z"])
+    weights = model.get_submodule("conv2").weight.detach().numpy()[6]  # [8, 3, 3]
+    np.testing.assert_allclose(np.sort(kernels[~np.isnan(kernels)]), np.sort(weights.ravel()), rtol=1e-6)
+    # With no input in the URL, the page shows the channel's top test example, and its map there.
+    test_max = layer_activations(model, "conv2", "test").pre[:, 6]
+    index = int(np.argmax(test_max))
+    assert at.number_input(key="nx_index").value == index and at.radio(key="nx_split").value == "test"
+    pre_map = feature_maps(model, "conv2", mnist_test.images[index], stage="pre")[6]
+    shown_map = figure(at, "nx_fig_map_conv2_6")
+    np.testing.assert_allclose(decoded(shown_map["data"][0]["z"]).reshape(11, 11), pre_map, rtol=1e-5)
+    row, col = np.unravel_index(np.argmax(pre_map), pre_map.shape)
+    (box,) = shown_map["layout"]["shapes"]
+    assert (box["x0"] + 0.5, box["y0"] + 0.5) == (col, row), "the cell where the unit is taken is outlined"
+    # Top examples: one receptive-field box per tile, digits and embeddings alike.
+    top = figure(at, "nx_fig_top")
+    assert len(top["layout"]["shapes"]) == 2 * 16
+    assert float(caption_with(at, "largest difference over the").rsplit(": ", 1)[1].split(")")[0]) < 1e-4
+    assert "8x8-pixel receptive field" in caption_with(at, "grouped by the direction")
+    assert "Which conv1 units built this" in " ".join(m.value for m in at.markdown)
+
+
+def test_a_channel_at_a_position(cache_dir, bundled):
+    at = open_page(model="cnn-digits", layer="conv1", neuron="3", pos="12,9", top_k="60", test_index="4")
+    assert not at.exception and not at.warning
+    assert shown_unit(at) == "conv1 · channel 3 at (12, 9)"
+    assert at.radio(key="nx_at").value == "one position"
+    assert (at.number_input(key="nx_row").value, at.number_input(key="nx_col").value) == (12, 9)
+    assert "(12, 9) of its map" in caption_with(at, "Embedding sum")
+    # Back to the channel's maximum: the position leaves the URL.
+    at.radio(key="nx_at").set_value("its maximum").run()
+    assert "pos" not in at.query_params and shown_unit(at) == "conv1 · channel 3"
+    # A click on the feature map takes the channel at that cell, on the same input.
+    at.session_state["nx_fig_map_conv1_3"] = {"selection": {"points": [{"x": 7, "y": 20}]}}
+    at.run()
     assert not at.exception
-    assert "CNN" in at.info[0].value and not at.header
+    assert at.query_params["pos"] == "20,7" and at.query_params["test_index"] == "4"
+    assert shown_unit(at) == "conv1 · channel 3 at (20, 7)"
+
+
+@pytest.mark.parametrize(("params", "message"), [
+    ({"layer": "conv2", "pos": "11,0"}, "outside the 11x11 map"),
+    ({"layer": "conv2", "pos": "3"}, "must be a row and a column"),
+    ({"layer": "fc1", "pos": "1,1"}, "conv channels only"),
+    ({"layer": "conv1", "test_index": "10000"}, "out of range"),
+])
+def test_bad_conv_parameters_show_a_message(cache_dir, params, message):
+    at = open_page(model="cnn-digits", neuron="2", top_k="60", **params)
+    assert not at.exception
+    assert message in warnings(at)
+    assert shown_unit(at).startswith(f"{params['layer']} · ")
+
+
+def test_an_upstream_bar_opens_that_unit_on_the_same_input(cache_dir, bundled, mnist_test):
+    """mlp-2x64 layers.1: a click on an input-weight bar opens the layers.0 unit behind it."""
+    at = open_page(model="mlp-2x64", layer="layers.1", neuron="12", test_index="0")
+    weights = bundled("mlp-2x64").get_submodule("layers.1").weight.detach().numpy()[12]
+    bars = figure(at, "nx_in_bars_layers-1_12")["data"][0]
+    strongest = np.argsort(-np.abs(weights), kind="stable")[:20]
+    assert bars["y"] == [f"layers.0 #{u}" for u in strongest]
+    at.session_state["nx_in_bars_layers-1_12"] = {"selection": {"points": [{"customdata": int(strongest[2])}]}}
+    at.run()
+    assert not at.exception
+    assert shown_unit(at) == f"layers.0 · neuron {strongest[2]}" and at.query_params["test_index"] == "0"
+
+
+def test_which_upstream_units_built_it_adds_up_and_links_on(cache_dir, bundled, mnist_test):
+    at = open_page(model="mlp-2x64", layer="layers.1", neuron="12", test_index="3")
+    parts = upstream_contributions(bundled("mlp-2x64"), "layers.1", 12, mnist_test.images[3])
+    table = next(df.value for df in at.dataframe if "activation × weight" in df.value.columns)
+    order = parts.order()[:20]
+    np.testing.assert_allclose(table["activation × weight"], parts.contributions[order], rtol=1e-5)
+    assert table["open"].iloc[0] == f"./neuron?model=mlp-2x64&layer=layers.0&neuron={order[0]}&test_index=3"
+    assert float(caption_with(at, "All parts sum to").rsplit("difference ", 1)[1].rstrip(").")) < 1e-4
+    at.session_state["nx_upstream_layers-1_12"] = {"selection": {"rows": [1], "columns": []}}
+    at.run()
+    assert not at.exception
+    assert shown_unit(at) == f"layers.0 · neuron {order[1]}" and at.query_params["test_index"] == "3"
+
+
+def test_a_cnn_fc_unit_opens_conv_channels_where_they_fed_it(cache_dir, bundled, mnist_test):
+    """challenge-cnn fc1 reads conv2's pooled cells: a bar opens conv2's channel at the map position where
+    that cell took its maximum on the shown input; outgoing bars open fc2's units... which are the logits."""
+    model = bundled("challenge-cnn")
+    at = open_page(model="challenge-cnn", layer="fc1", neuron="17", test_index="5", top_k="60")
+    assert not at.exception and not at.warning
+    weights = model.get_submodule("fc1").weight.detach().numpy()[17]
+    strongest = int(np.argmax(np.abs(weights)))
+    channel, row, col = np.unravel_index(strongest, (16, 5, 5))
+    at.session_state["nx_in_bars_fc1_17"] = {"selection": {"points": [{"customdata": strongest}]}}
+    at.run()
+    assert not at.exception
+    where = pooled_cell_positions(model, "conv2", mnist_test.images[5])[channel, row, col]
+    assert shown_unit(at) == f"conv2 · channel {channel} at ({where[0]}, {where[1]})"
+    assert at.query_params["test_index"] == "5"
+
+
+def test_the_shown_input_is_pinned_by_the_url_and_released_by_its_button(cache_dir, bundled):
+    test_pre = layer_activations(bundled("mlp-2x64"), "layers.1", "test").pre
+    at = open_page(model="mlp-2x64", layer="layers.1", neuron="2")
+    assert at.number_input(key="nx_index").value == int(np.argmax(test_pre[:, 2])), "the unit's top test example"
+    assert "test_index" not in at.query_params and at.button(key="nx_follow").disabled
+    at.number_input(key="nx_index").set_value(41).run()
+    assert at.query_params["test_index"] == "41" and "test #41" in figure(at, "nx_fig_input")["layout"]["title"]["text"]
+    at.radio(key="nx_split").set_value("train").run()
+    assert at.query_params["train_index"] == "41" and "test_index" not in at.query_params
+    at.button(key="nx_next").click().run()
+    assert shown_unit(at) == "layers.1 · neuron 3" and at.query_params["train_index"] == "41", "the input stays"
+    at.button(key="nx_follow").click().run()
+    assert "train_index" not in at.query_params and at.radio(key="nx_split").value == "test"
+    assert at.number_input(key="nx_index").value == int(np.argmax(test_pre[:, 3]))
+
+
+@pytest.mark.parametrize(("name", "layer"), [
+    ("mlp-1x64", "layers.0"), ("mlp-2x64", "layers.0"), ("mlp-2x64", "layers.1"),
+    ("cnn-digits", "conv1"), ("cnn-digits", "conv2"), ("cnn-digits", "fc1"),
+    ("challenge-cnn", "conv1"), ("challenge-cnn", "conv2"), ("challenge-cnn", "fc1"),
+])
+def test_every_hidden_layer_of_every_bundled_model(cache_dir, name, layer):
+    at = open_page(model=name, layer=layer, neuron="1", top_k="60")
+    assert not at.exception and not at.warning, [w.value for w in at.warning]
+    assert shown_unit(at).startswith(f"{layer} · ")
+    assert float(caption_with(at, "largest difference over the").rsplit(": ", 1)[1].split(")")[0]) < 1e-4
+    assert float(caption_with(at, "Embedding sum").split("difference ")[1].split(")")[0]) < 1e-4
 
 
 def test_mlp_2x64_first_layer(cache_dir):
@@ -157,9 +296,15 @@ def test_a_deeper_layer_by_deep_link(cache_dir, bundled):
     assert not at.exception and not at.warning
     assert at.selectbox(key="nx_layer").options == ["layers.0", "layers.1"]
     assert shown_unit(at) == "layers.1 · neuron 3"
-    weights = bundled("mlp-2x64").get_submodule("layers.1").weight.detach().numpy()
-    bars = figure(at, "nx_fig_in")["data"][0]
-    np.testing.assert_allclose(decoded(bars["y"]), weights[3], rtol=1e-6)  # one bar per unit of layers.0
+    weights = bundled("mlp-2x64").get_submodule("layers.1").weight.detach().numpy()[3]
+    bars = figure(at, "nx_in_bars_layers-1_3")["data"][0]  # one bar per unit of layers.0, largest |weight| first
+    strongest = np.argsort(-np.abs(weights), kind="stable")[:20]
+    np.testing.assert_allclose(decoded(bars["x"]), weights[strongest], rtol=1e-6)
+    assert bars["y"] == [f"layers.0 #{u}" for u in strongest]
+    at.radio(key="nx_order").set_value("by index").run()
+    at.slider(key="nx_bars").set_value(60).run()
+    bars = figure(at, "nx_in_bars_layers-1_3")["data"][0]
+    np.testing.assert_allclose(decoded(bars["x"]), weights[:60], rtol=1e-6)
     gap = next(c.value for c in at.caption if "largest difference" in c.value)
     assert float(gap.rsplit(": ", 1)[1].rstrip(").")) < 1e-4, "embedding sums + effective bias = pre-activations"
     at.selectbox(key="nx_layer").set_value("layers.0").run()
@@ -191,9 +336,9 @@ def test_deep_link_in_a_real_browser(page, app_url, bundled):
     assert "layers.0 · neuron 9" in header_text(page)
     assert "neuron=9" in page.url and "/neuron" in page.url
     bias = input_weights(bundled("mlp-1x64"), "layers.0", 9).bias
-    assert page.get_by_test_id("stMetric").filter(has_text="Input bias").inner_text().endswith(f"{bias:.3g}")
+    assert page.get_by_test_id("stMetric").filter(has_text="Bias").inner_text().endswith(f"{bias:.3g}")
     # Plotly's script loads lazily after the page's first run: charts mount a moment after the metrics.
-    expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(8, timeout=60_000)
+    expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(11, timeout=60_000)
 
 
 @pytest.mark.browser
@@ -206,7 +351,7 @@ def test_next_and_previous_in_a_real_browser(page, app_url, bundled):
     wait_for_app(page)
     assert "layers.0 · neuron 21" in header_text(page)
     bias = input_weights(model, "layers.0", 21).bias
-    assert page.get_by_test_id("stMetric").filter(has_text="Input bias").inner_text().endswith(f"{bias:.3g}")
+    assert page.get_by_test_id("stMetric").filter(has_text="Bias").inner_text().endswith(f"{bias:.3g}")
     page.get_by_role("button", name="◀ Previous").click()
     page.wait_for_url("**neuron=20**")
     page.get_by_role("button", name="◀ Previous").click()
@@ -238,3 +383,78 @@ def test_downloads_carry_the_numbers_shown(page, app_url, bundled):
     with np.load(io.BytesIO(download.value.path().read_bytes())) as arrays:
         np.testing.assert_allclose(arrays["embeddings"].sum(axis=(1, 2)) + arrays["bias"], arrays["pre_activation"],
                                    atol=1e-4)
+
+
+def _click_cell(page, chart_key: str, row: int, col: int, rows: int, cols: int) -> None:
+    """Click the centre of cell ``(row, col)`` of a clickable heatmap (its plot area spans the cells exactly)."""
+    chart = page.locator(f".st-key-{chart_key}")
+    chart.scroll_into_view_if_needed()
+    area = chart.locator("rect.nsewdrag").first
+    area.wait_for(timeout=60_000)
+    box = area.bounding_box()
+    page.mouse.click(box["x"] + (col + 0.5) / cols * box["width"], box["y"] + (row + 0.5) / rows * box["height"])
+
+
+def wait_for_unit(page, name: str) -> None:
+    """Wait until the page shows unit ``name`` and has finished: a click-through re-runs the page twice
+    (the click writes the new address, then the new unit is drawn)."""
+    page.locator("h2", has_text=name).first.wait_for(timeout=300_000)
+    wait_for_app(page, timeout_ms=300_000)
+    assert_no_exception(page)
+
+
+def _click_bar(page, bar) -> None:
+    """Click a Plotly bar where a user would: its centre (Plotly's drag layer lies over the bars' own paths)."""
+    box = bar.bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
+@pytest.mark.browser
+def test_browser_a_deep_mlp_unit_and_its_upstream_units(page, app_url, bundled):
+    """A layers.1 unit by deep link: hidden-to-hidden views, then a click through to an upstream unit and back."""
+    weights = bundled("mlp-2x64").get_submodule("layers.1").weight.detach().numpy()[12]
+    strongest = np.argsort(-np.abs(weights), kind="stable")
+    page.goto(f"{app_url}/neuron?model=mlp-2x64&layer=layers.1&neuron=12&test_index=3")
+    wait_for_app(page, timeout_ms=300_000)
+    assert_no_exception(page)
+    assert "layers.1 · neuron 12" in header_text(page)
+    incoming = page.locator(".st-key-nx_in_bars_layers-1_12")
+    expect(incoming).to_contain_text("Input weights from layers.0", timeout=60_000)  # drawn after the run ends
+    expect(page.get_by_text("Which layers.0 units built this")).to_be_visible()
+    expect(page.locator(".st-key-nx_upstream_layers-1_12")).to_be_visible()
+    expect(page.locator(".st-key-nx_fig_out")).to_contain_text("Output weights to each class", timeout=60_000)
+    incoming.scroll_into_view_if_needed()
+    _click_bar(page, incoming.locator("g.point path").nth(2))  # the third strongest weight
+    page.wait_for_url(f"**layer=layers.0&neuron={strongest[2]}**", timeout=60_000)
+    wait_for_unit(page, f"layers.0 · neuron {strongest[2]}")
+    assert "test_index=3" in page.url
+    # Its weights to layers.1 are bars too: sorted by index, the one to neuron 12 leads back.
+    page.get_by_text("by index", exact=True).click()
+    outgoing = page.locator(f".st-key-nx_out_bars_layers-0_{strongest[2]}")
+    by_index = [f"layers.1 neuron {u}" for u in range(20)]
+    expect(outgoing.locator("g.ytick text")).to_have_text(by_index[::-1], timeout=60_000)  # the axis runs down
+    outgoing.scroll_into_view_if_needed()
+    _click_bar(page, outgoing.locator("g.point path").nth(12))  # bars in data order: the 13th is neuron 12
+    page.wait_for_url("**layer=layers.1&neuron=12**", timeout=60_000)
+    wait_for_unit(page, "layers.1 · neuron 12")
+
+
+@pytest.mark.browser
+def test_browser_a_cnn_channel_by_deep_link(page, app_url, mnist_test, bundled):
+    """conv2 of cnn-digits: its filters, its feature map on the shown input, top examples with where it fired."""
+    page.goto(f"{app_url}/neuron?model=cnn-digits&layer=conv2&neuron=6")
+    wait_for_app(page, timeout_ms=300_000)
+    assert_no_exception(page)
+    assert "conv2 · channel 6" in header_text(page)
+    expect(page.locator(".st-key-nx_fig_filters")).to_contain_text("conv2 ch6: its kernel on each conv1 channel",
+                                                                    timeout=60_000)
+    expect(page.locator(".st-key-nx_fig_map_conv2_6")).to_contain_text("ch6's map on it", timeout=60_000)
+    top = page.locator(".st-key-nx_fig_top")
+    top.scroll_into_view_if_needed()
+    expect(top.locator("g.shapelayer path")).to_have_count(2 * 16, timeout=60_000)  # a box on each digit and embedding
+    # A cell of the feature map takes the channel at that position, on the same input.
+    index = page.locator(".st-key-nx_index input").input_value()
+    _click_cell(page, "nx_fig_map_conv2_6", 4, 7, 11, 11)
+    page.wait_for_url("**pos=4%2C7**", timeout=60_000)
+    wait_for_unit(page, "conv2 · channel 6 at (4, 7)")
+    assert f"test_index={index}" in page.url

@@ -1,0 +1,145 @@
+"""Every page of the app on every bundled model and on a privately imported one: no exception, the key content.
+
+The pages are read from ``app.py`` itself, so a page registered later without
+a line here fails ``test_every_registered_page_is_covered``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from safetensors.torch import save as safetensors_save
+from streamlit.testing.v1 import AppTest
+
+import mechmnistic
+from mechmnistic.analysis.activations import is_conv
+
+from ..conftest import BUNDLED_MODELS
+
+APP = "../../app.py"
+REGISTERED = re.findall(r'st\.Page\("(app_pages/[a-z_]+\.py)"', (Path(__file__).parents[2] / "app.py").read_text())
+#: cnn-digits' weights as a user's ``nn.Sequential`` would save them (a conv at 0 and 3, linears at 0 and 2).
+SEQUENTIAL_NAMES = {"conv1": "features.0", "conv2": "features.3", "fc1": "classifier.0", "fc2": "classifier.2"}
+
+
+def _charts(at: AppTest) -> set[str]:
+    return {chart.key for chart in at.get("plotly_chart")}
+
+
+def _zoo(at: AppTest, model) -> None:
+    assert at.title[0].value == "Model zoo"
+    assert any(h.value == f"Card: {model.card.name}" for h in at.subheader)
+
+
+def _neuron(at: AppTest, model) -> None:
+    first = model.layer_names[0]
+    conv = is_conv(model, first)
+    assert at.header[0].value == f"{first} · {'channel' if conv else 'neuron'} 0"
+    charts = _charts(at)
+    assert {"nx_fig_hist", "nx_fig_top", "nx_fig_clusters", "nx_fig_input", "nx_fig_embedding"} <= charts
+    if conv:
+        assert "nx_fig_filters" in charts and any(key.startswith("nx_fig_map_") for key in charts)
+    else:
+        assert "nx_fig_in" in charts
+    gap = next(c.value for c in at.caption if "largest difference over the" in c.value)
+    assert float(gap.rsplit(": ", 1)[1].split(")")[0]) < 1e-4, "embeddings add up to the pre-activations"
+
+
+def _classify(at: AppTest, model) -> None:
+    assert any(m.value.startswith("#### Predicted class") for m in at.markdown)
+    charts = _charts(at)
+    assert "classify_effects" in charts
+    assert {f"classify_attr_{layer}" for layer in model.layer_names[:-2]} <= charts
+
+
+def _titled(title: str) -> Callable:
+    def check(at: AppTest, model) -> None:
+        assert at.title[0].value == title
+
+    return check
+
+
+def _titled_with_charts(title: str, *keys: str) -> Callable:
+    def check(at: AppTest, model) -> None:
+        assert at.title[0].value == title
+        assert set(keys) <= _charts(at)
+
+    return check
+
+
+CHECKS = {
+    "app_pages/zoo.py": _zoo,
+    "app_pages/neuron_explorer.py": _neuron,
+    "app_pages/classification_explorer.py": _classify,
+    "app_pages/import_model.py": _titled("Import a model"),
+    "app_pages/ablations.py": _titled("Attribution & ablations"),
+    "app_pages/hypothesis.py": _titled("Hypothesis & causal scrubbing"),
+    "app_pages/geometry.py": _titled_with_charts("Activation geometry", "geometry_scatter", "geometry_variance",
+                                                 "geometry_bars"),
+    "app_pages/feature_viz.py": _titled_with_charts("Feature visualisation", "features_grid"),
+}
+
+
+def test_every_registered_page_is_covered():
+    assert len(REGISTERED) >= 6
+    assert set(REGISTERED) <= set(CHECKS), "a page without a check in the matrix"
+
+
+def _shown(at: AppTest, page: str, model) -> None:
+    at.switch_page(page).run()
+    assert not at.exception, f"{page} on {model.card.name}: " + "\n".join(e.value for e in at.exception)
+    CHECKS[page](at, model)
+
+
+@pytest.mark.parametrize("page", REGISTERED)
+@pytest.mark.parametrize("name", BUNDLED_MODELS)
+def test_every_page_on_every_bundled_model(page, name, bundled):
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.query_params["model"] = name
+    at.run()
+    assert at.session_state["active_model"] == name
+    _shown(at, page, bundled(name))
+
+
+@pytest.fixture(scope="module")
+def imported_session():
+    """A session holding cnn-digits' weights imported privately under Sequential names, reading inputs
+    normalised as MNIST usually is: layers named ``features.0``, ... and a normalising first layer."""
+    state = mechmnistic.load_model("cnn-digits").state_dict()
+    renamed = {f"{SEQUENTIAL_NAMES[key.split('.')[0]]}.{key.split('.')[1]}": value for key, value in state.items()}
+    at = AppTest.from_file(APP, default_timeout=600).run()
+    at.switch_page("app_pages/import_model.py").run()
+    data = safetensors_save({k: v.contiguous() for k, v in renamed.items()})
+    at.file_uploader(key="import_upload").set_value(("my_cnn.safetensors", data, "application/octet-stream")).run()
+    at.radio(key="import_normalization").set_value("mnist").run()
+    at.button(key="import_load").click().run()
+    assert not at.exception
+    name = at.session_state["active_model"]
+    assert name.startswith("my_cnn@")
+    model = at.session_state["private_models"][name]
+    assert model.layer_names == tuple(SEQUENTIAL_NAMES.values())
+    assert model.config.normalization.std != 1.0
+    return at, model
+
+
+@pytest.mark.parametrize("page", REGISTERED)
+def test_every_page_on_a_privately_imported_model(page, imported_session):
+    at, model = imported_session
+    _shown(at, page, model)
+    assert at.session_state["active_model"] == model.card.name, "still the private model"
+
+
+def test_the_imported_models_deeper_layers_in_the_neuron_explorer(imported_session):
+    at, model = imported_session
+    at.switch_page("app_pages/neuron_explorer.py")
+    for layer, unit in (("features.3", 5), ("classifier.0", 7)):
+        at.query_params.update({"layer": layer, "neuron": str(unit), "top_k": "60"})
+        at.run()
+        assert not at.exception and not at.warning
+        kind = "channel" if is_conv(model, layer) else "neuron"
+        assert at.header[0].value == f"{layer} · {kind} {unit}"
+        assert f"Which features.{'0' if layer == 'features.3' else '3'} units built this" in " ".join(
+            m.value for m in at.markdown)
