@@ -11,9 +11,9 @@ from mechmnistic.analysis.logit_effects import (
     combined_embedding,
     explain_class,
     final_layer,
-    pixel_view,
     important_units,
     logit_effects,
+    pixel_view,
 )
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.models import CNNConfig, MLPConfig, build_model

@@ -25,12 +25,12 @@ def test_logit_effects_heatmap_has_a_marker_over_every_cell():
     heatmap, markers = fig.data
     np.testing.assert_array_equal(heatmap.z, effects)
     assert heatmap.zmid == 0 and heatmap.zmin == -4.0 and heatmap.zmax == 4.0
-    assert sorted(zip(markers.x, markers.y)) == [(u, c) for u in range(3) for c in range(3)]
+    assert sorted(zip(markers.x, markers.y, strict=True)) == [(u, c) for u in range(3) for c in range(3)]
     assert markers.marker.opacity == 0 and markers.marker.symbol == "square"
     assert tuple(fig.layout.xaxis.range) == (-0.5, 2.5), "axes end at the cell edges"
     assert tuple(fig.layout.yaxis.range) == (2.5, -0.5), "class 0 on top"
     assert list(fig.layout.xaxis.ticktext) == ["0", "1", "bias"]
-    hover = dict(zip(zip(markers.x, markers.y), markers.hovertext))
+    hover = dict(zip(zip(markers.x, markers.y, strict=True), markers.hovertext, strict=True))
     assert "unit 1" in hover[(1, 2)] and "effect 0" in hover[(1, 2)] and "activation 0.5" in hover[(1, 2)]
     assert hover[(2, 0)].startswith("class 0, bias")
 

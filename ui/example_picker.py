@@ -72,7 +72,11 @@ def apply_deep_link() -> None:
             st.warning(problem)
     if test.value is not None and train.value is not None:
         st.warning("The link names both a test and a training image; showing the test image.")
-    link = ("test", test.value) if test.value is not None else ("train", train.value) if train.value is not None else None
+    link = None
+    if test.value is not None:
+        link = ("test", test.value)
+    elif train.value is not None:
+        link = ("train", train.value)
     if link is None or link == st.session_state.get(_LINKED_KEY):
         return
     split, index = link

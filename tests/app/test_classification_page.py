@@ -338,7 +338,8 @@ def test_selecting_an_important_unit_opens_the_neuron_explorer():
 
 # --------------------------------------------------------------------------- in a real browser
 def _canvas_pixels(page) -> np.ndarray:
-    """The drawing canvas as the component sends it (RGBA ``[280, 280, 4]``, white ink on black), read in the browser."""
+    """The drawing canvas as the component sends it (RGBA ``[280, 280, 4]``, white ink on black), read in the
+    browser."""
     url = page.locator("canvas.dc-canvas.lower-canvas").evaluate("canvas => canvas.toDataURL('image/png')")
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGBA"))
 
