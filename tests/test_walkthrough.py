@@ -12,6 +12,7 @@ import pytest
 from mechmnistic.analysis import walkthrough as w
 from mechmnistic.analysis.geometry import layer_pca
 from mechmnistic.analysis.hypothesis import image_scores, model_predictions
+from mechmnistic.analysis.scrubbing import scrub
 from mechmnistic.analysis.templates import resolve_template
 from mechmnistic.labels import CHALLENGE_LABEL_FUNCTION
 
@@ -82,3 +83,14 @@ def test_the_two_arms_units_are_the_two_detector_groups(challenge, scrubbed):
 def test_reveal_needs_a_template_band_card(bundled, band):
     with pytest.raises(w.WalkthroughError, match="no template-band labelling function"):
         w.reveal(bundled("mlp-1x64"), band)
+
+
+def test_the_sweep_read_back_from_disk_is_the_sweep_computed(challenge, band, scrubbed):
+    fresh = scrub(challenge, w.LAYER, band.hypothesis, tolerances=w.TOLERANCES, seed=w.SEED)
+    assert w.scrub_band_is_cached(challenge, band)
+    np.testing.assert_array_equal(scrubbed.preserved, fresh.preserved)
+    np.testing.assert_array_equal(scrubbed.self_fraction, fresh.self_fraction)
+    assert scrubbed.random_baseline == fresh.random_baseline and scrubbed.n_images == fresh.n_images
+    assert list(scrubbed.groups) == list(fresh.groups)
+    for name, units in fresh.groups.items():
+        np.testing.assert_array_equal(scrubbed.groups[name], units)

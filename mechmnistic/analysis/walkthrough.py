@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import cached, is_cached
 from ..errors import MechMNISTicError
 from ..models.architectures import MNISTNet
 from .feature_viz import FeatureVizConfig
@@ -93,9 +94,35 @@ def fit_band(model: MNISTNet, train_scores: np.ndarray, test_scores: np.ndarray)
                     compare(fit.rule_, test_scores, model_predictions(model, "test"), "test"))
 
 
+def _scrub_params(band: BandStep) -> dict[str, Any]:
+    return {"layer": LAYER, "template": TEMPLATE, "center": CENTER, "low": band.rule.low, "high": band.rule.high,
+            "tolerances": list(TOLERANCES), "seed": SEED}
+
+
+def scrub_band_is_cached(model: MNISTNet, band: BandStep) -> bool:
+    """Whether ``scrub_band`` will read its result from disk (so a page can skip its progress bar)."""
+    return is_cached(model, "walkthrough_scrub", _scrub_params(band))
+
+
 def scrub_band(model: MNISTNet, band: BandStep, progress: Callable[[int, int], None] | None = None) -> ScrubResult:
-    """Causal scrubbing of ``LAYER`` under the fitted band, with the groups it derives, over the training set."""
-    return scrub(model, LAYER, band.hypothesis, tolerances=TOLERANCES, seed=SEED, split="train", progress=progress)
+    """Causal scrubbing of ``LAYER`` under the fitted band, with the groups it derives, over the training set.
+
+    Cached on disk (a sweep resamples 60,000 images six times).
+    """
+
+    def compute() -> dict[str, np.ndarray]:
+        result = scrub(model, LAYER, band.hypothesis, tolerances=TOLERANCES, seed=SEED, split="train",
+                       progress=progress)
+        return {"preserved": result.preserved, "self_fraction": result.self_fraction,
+                "random_baseline": np.array(result.random_baseline), "n_images": np.array(result.n_images),
+                "group_names": np.array(list(result.groups)),
+                **{f"group_{name}": units for name, units in result.groups.items()}}
+
+    arrays = cached(model, "walkthrough_scrub", _scrub_params(band), compute)
+    groups = {str(name): np.asarray(arrays[f"group_{name}"], np.int64) for name in arrays["group_names"]}
+    return ScrubResult(LAYER, "train", SEED, int(arrays["n_images"]), groups, np.array(TOLERANCES, np.float64),
+                       np.asarray(arrays["preserved"]), np.asarray(arrays["self_fraction"]),
+                       float(arrays["random_baseline"]))
 
 
 @dataclass(frozen=True)
