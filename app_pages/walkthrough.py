@@ -166,7 +166,7 @@ sweep_column.plotly_chart(scrub_sweep_figure(result.tolerances, result.preserved
                                              title=f"Causal scrubbing of {w.LAYER} on 60,000 training images"),
                           key="walkthrough_sweep")
 st.metric("Predictions preserved at tolerance 0.001", f"{at_1e3:.2%}",
-          delta=f"{at_1e3 - result.random_baseline:+.1%} over resampling every unit from random images "
+          delta=f"{100 * (at_1e3 - result.random_baseline):+.1f} points over resampling every unit from random images "
                 f"({result.random_baseline:.2%})")
 tolerances = ",".join(f"{t:g}" for t in w.TOLERANCES)
 st.markdown(
