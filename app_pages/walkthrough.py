@@ -75,7 +75,8 @@ st.write(
     f"direction ({logit.name}), the difference of the output weight rows: it points from the corner out, so "
     "*either* arm means class 1."
 )
-st.markdown(f"[Open in Activation geometry →]({geometry_href(w.MODEL, layer=w.LAYER, color='prediction', dirs=w.LOGIT_DIRECTION)})")
+st.markdown(f"[Open in Activation geometry →]"
+            f"({geometry_href(w.MODEL, layer=w.LAYER, color='prediction', dirs=w.LOGIT_DIRECTION)})")
 
 # ------------------------------------------------------------------------------------------------ 3
 st.header("3. What the arms' units look for")
@@ -143,7 +144,8 @@ counts = pd.DataFrame({"region": list(rule.region_names),
                        **{f"{c.split} agreement": list(c.region_agreement().values())
                           for c in (fitted.train, fitted.test)}})
 st.dataframe(counts, hide_index=True, key="walkthrough_regions",
-             column_config={f"{s} agreement": st.column_config.NumberColumn(format="percent") for s in ("train", "test")})
+             column_config={f"{split} agreement": st.column_config.NumberColumn(format="percent")
+                            for split in ("train", "test")})
 st.markdown(f"[Fit it in Hypothesis & scrubbing →]({hypothesis_href(w.MODEL, **HYPOTHESIS, rule='band', fit=1)})")
 
 # ------------------------------------------------------------------------------------------------ 6

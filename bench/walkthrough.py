@@ -64,7 +64,8 @@ step("unit_groups_and_scrub_sweep_5_tolerances_60k")
 ablated = ablate(model, w.LAYER, "below,above", "min", groups=sweep.groups)
 step("min_ablation_both_detector_groups_test")
 total = round(time.perf_counter() - start, 3)
-print(json.dumps({"wall_seconds": total, "peak_rss_mb": round(peak_rss_mb()), "steps": steps, "peak_rss_mb_after": peaks,
+print(json.dumps({"wall_seconds": total, "peak_rss_mb": round(peak_rss_mb()), "steps": steps,
+                  "peak_rss_mb_after": peaks,
                   "fitted_band": [band.rule.low, band.rule.high], "agreement_test": band.test.agreement,
                   "preserved": sweep.preserved.tolist(), "random_baseline": sweep.random_baseline,
                   "ablation_changed": float(ablated.changed.mean())}))
