@@ -15,6 +15,7 @@ from mechmnistic.analysis import geometry as g
 from mechmnistic.analysis import walkthrough as w
 from mechmnistic.analysis.hypothesis import score_histogram
 from mechmnistic.analysis.units import compress_indices
+from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz.common import digit_figure
 from mechmnistic.viz.feature_viz import feature_grid
 from mechmnistic.viz.geometry import pca_scatter
@@ -34,10 +35,14 @@ st.write(
     "step, with the app's own tools; every step shows real results and links to the full tool with the same "
     "settings. The answer stays hidden until you ask for it at the end."
 )
+if w.MODEL not in loaders.list_models():
+    st.error(f"`{w.MODEL}` is not in this model zoo, so there is nothing to walk through. It ships with "
+             "MechMNISTic; restore `models/challenge-cnn/` to use this page.")
+    st.stop()
 active = st.session_state.get("active_model")
 if active != w.MODEL:
     st.info(f"This page always studies `{w.MODEL}`; the model picked in the sidebar (`{active}`) is not used here. "
-            "The links below open the other pages on it.")
+            f"The links below open the other pages on `{w.MODEL}`.")
 
 model = loaders.load_model(w.MODEL)
 card = loaders.load_card(w.MODEL)
@@ -96,7 +101,8 @@ st.write(
     f"Inputs that maximise the three units loading most on PC1 either way (rows 1 and 2) and the logit-difference "
     f"direction (row 3), by {w.FEATURE_CONFIG.steps} Adam steps from a blank image, each followed by its two most "
     "similar training images. One arm's units want a stroke like a \"1\"; the other's want the *opposite*: ink "
-    "everywhere except where a \"1\" would be (an \"anti-1\"). Hover a tile for its name."
+    "everywhere except where a \"1\" would be (an \"anti-1\"). From a blank image the logit-difference direction "
+    "climbs the \"1\" arm, one of its two ways up. Hover a tile for its name."
 )
 st.markdown(
     f"[All 200 units in Feature visualisation →]({features_href(w.MODEL, layer=w.LAYER, target='units', units='all')})"
@@ -187,7 +193,11 @@ if not st.session_state.get(REVEALED):
         st.rerun()
     st.stop()
 
-answer = w.reveal(model, fitted)
+try:
+    answer = w.reveal(model, fitted)
+except MechMNISTicError as exc:
+    st.error(str(exc))
+    st.stop()
 st.success(answer.label_function.get("note") or answer.rule.describe())
 st.dataframe(pd.DataFrame({
     "edge": [e.name for e in answer.edges], "hidden": [e.true for e in answer.edges],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -14,8 +15,9 @@ from mechmnistic.analysis import walkthrough as w
 from mechmnistic.analysis.hypothesis import image_scores
 from mechmnistic.analysis.templates import resolve_template
 from mechmnistic.labels import CHALLENGE_LABEL_FUNCTION
+from ui import loaders
 
-from .conftest import assert_no_exception, wait_for_app
+from .conftest import REPO, assert_no_exception, wait_for_app
 from .test_hypothesis_page import HIDDEN, array, figures, metric, page_text
 
 APP = "../../app.py"
@@ -135,3 +137,15 @@ def test_reveal_in_a_browser(page, app_url):
     wait_for_app(page, 120_000)
     assert_no_exception(page)
     assert "-15.22" in page.content()
+
+
+def test_a_zoo_without_the_challenge_network_gets_a_message_not_a_crash(tmp_zoo):
+    shutil.copytree(REPO / "models" / "mlp-1x64", tmp_zoo / "mlp-1x64")
+    loaders.zoo_changed()  # the zoo listing is cached for a few seconds
+    try:
+        at = open_page()
+        assert not at.exception
+        assert any(f"`{w.MODEL}` is not in this model zoo" in e.value for e in at.error)
+        assert not at.header
+    finally:
+        loaders.zoo_changed()
