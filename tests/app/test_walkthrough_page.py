@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from urllib.parse import parse_qs
 
 import numpy as np
 import pytest
@@ -149,3 +150,18 @@ def test_a_zoo_without_the_challenge_network_gets_a_message_not_a_crash(tmp_zoo)
         assert not at.header
     finally:
         loaders.zoo_changed()
+
+
+def test_the_scrubbing_link_opens_the_same_sweep_on_the_hypothesis_page(expected):
+    """The step-6 link carries every setting: the Hypothesis page fits the same band and gets the same sweep."""
+    _, sweep, _ = expected
+    links = " ".join(m.value for m in open_page(model=w.MODEL).markdown)
+    query = re.search(r"\(\./hypothesis\?([^)]*scrub=1[^)]*)\)", links).group(1)
+    at = AppTest.from_file(APP, default_timeout=300)
+    for key, values in parse_qs(query).items():
+        at.query_params[key] = values[0]
+    at.switch_page("app_pages/hypothesis.py")
+    at.run()
+    assert not at.exception
+    plot = next(spec for title, spec in figures(at).items() if title.startswith("Causal scrubbing of fc1"))
+    np.testing.assert_array_equal(array(plot["data"][0]["y"]), sweep.preserved)
