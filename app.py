@@ -25,6 +25,7 @@ PAGES = [
     st.Page("app_pages/hypothesis.py", title="Hypothesis & causal scrubbing", icon="🧪", url_path="hypothesis"),
     st.Page("app_pages/geometry.py", title="Activation geometry", icon="📐", url_path="geometry"),
     st.Page("app_pages/feature_viz.py", title="Feature visualisation", icon="🎨", url_path="features"),
+    st.Page("app_pages/walkthrough.py", title="Walkthrough: the challenge", icon="🧭", url_path="walkthrough"),
 ]
 
 navigation = st.navigation(PAGES)

@@ -94,11 +94,31 @@ def hooks(model: MNISTNet, fns: dict[str, Callable[[torch.Tensor], torch.Tensor 
             handle.remove()
 
 
-def _recorder(store: list[torch.Tensor]) -> Callable[[torch.Tensor], None]:
-    def record(out: torch.Tensor) -> None:
-        store.append(out.detach())
+class _Buffers:
+    """Tensors ``[N, ...]`` filled batch by batch as the forward pass reaches each hook.
 
-    return record
+    Each is allocated once the first batch shows its shape, so a dataset pass
+    holds one copy of what it keeps: no list of chunks, no concatenation (which
+    would briefly hold two). Allocated outside inference mode, so callers may
+    change the results in place.
+    """
+
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.start = 0
+        self.tensors: dict[str, torch.Tensor] = {}
+
+    def write(self, name: str, batch: torch.Tensor) -> None:
+        if name not in self.tensors:
+            with torch.inference_mode(False):
+                self.tensors[name] = torch.empty((self.total, *batch.shape[1:]), dtype=batch.dtype)
+        self.tensors[name][self.start : self.start + len(batch)] = batch
+
+    def recorder(self, name: str) -> Callable[[torch.Tensor], None]:
+        def record(out: torch.Tensor) -> None:
+            self.write(name, out.detach())
+
+        return record
 
 
 def run_with_cache(
@@ -118,20 +138,20 @@ def run_with_cache(
         images = images[None]  # a single image
     to_pixels(images[:1])  # fail on a bad shape or dtype before any hook is attached
     wanted: Sequence[str] = list(model.hook_names if names is None else names)
-    chunks: dict[str, list[torch.Tensor]] = {name: [] for name in wanted}
-    fns = {name: _recorder(chunks[name]) for name in wanted}
-    logit_chunks = []
+    buffers, outputs = _Buffers(len(images)), _Buffers(len(images))
+    fns = {name: buffers.recorder(name) for name in wanted}
     was_training = model.training
     model.eval()
     try:
         with torch.inference_mode(), hooks(model, fns):
             # Convert batch by batch: 60,000 images as float32 would be 188 MB at once.
             for start in range(0, len(images), batch_size):
-                logit_chunks.append(model(to_pixels(images[start : start + batch_size])))
+                buffers.start = outputs.start = start
+                outputs.write("logits", model(to_pixels(images[start : start + batch_size])))
     finally:
         model.train(was_training)
-    cache = ActivationCache((name, torch.cat(parts) if parts else torch.empty(0)) for name, parts in chunks.items())
-    logits = torch.cat(logit_chunks) if logit_chunks else torch.empty(0, model.n_classes)
+    logits = outputs.tensors.get("logits", torch.empty(0, model.n_classes))
+    cache = ActivationCache((name, buffers.tensors.get(name, torch.empty(0))) for name in wanted)
     return logits, cache
 
 

@@ -10,6 +10,8 @@ URL contracts (``model`` is always the zoo name):
   ``pos=R,C`` for the channel at one cell of its map, and ``test_index=I`` or ``train_index=I`` for the input
   its on-one-input views show)
 * Classification     ``/classify?model=M&test_index=I`` (or ``train_index=I`` for a training image)
+* Activation geometry ``/geometry?model=M&layer=L&color=...&dirs=...`` and Feature visualisation
+  ``/features?model=M&layer=L&target=units&units=...`` (or ``target=directions&dirs=...``)
 * Ablations          ``/ablations?model=M&...`` and Hypothesis & scrubbing ``/hypothesis?model=M&...``, both
   carrying the hypothesis settings of ``ui.hypothesis_controls`` (``layer``, ``template``, ``lo``, ``hi``, ...)
 """
@@ -24,8 +26,10 @@ NEURON_PAGE = "app_pages/neuron_explorer.py"
 CLASSIFY_PAGE = "app_pages/classification_explorer.py"
 ABLATIONS_PAGE = "app_pages/ablations.py"
 HYPOTHESIS_PAGE = "app_pages/hypothesis.py"
+GEOMETRY_PAGE = "app_pages/geometry.py"
+FEATURES_PAGE = "app_pages/feature_viz.py"
 URL_PATHS = {NEURON_PAGE: "neuron", CLASSIFY_PAGE: "classify", ABLATIONS_PAGE: "ablations",
-             HYPOTHESIS_PAGE: "hypothesis"}
+             HYPOTHESIS_PAGE: "hypothesis", GEOMETRY_PAGE: "geometry", FEATURES_PAGE: "features"}
 
 
 def href(page: str, **params: object) -> str:
@@ -55,3 +59,11 @@ def ablations_href(model: str, **params: object) -> str:
 
 def hypothesis_href(model: str, **params: object) -> str:
     return href(HYPOTHESIS_PAGE, model=model, **params)
+
+
+def geometry_href(model: str, **params: object) -> str:
+    return href(GEOMETRY_PAGE, model=model, **params)
+
+
+def features_href(model: str, **params: object) -> str:
+    return href(FEATURES_PAGE, model=model, **params)
