@@ -476,6 +476,13 @@ def _by_kind(finishes: list[Finish]) -> dict:
     return {kind: _seconds_summary(group) for kind, group in sorted(kinds.items())}
 
 
+def _cpu_shares(server: float, client: float, finishes: int) -> dict:
+    """CPU seconds of the server and of the browser side in a phase, in all and per finished page."""
+    per = max(finishes, 1)
+    return {"server_cpu_s": round(server, 1), "client_cpu_s": round(client, 1),
+            "server_cpu_per_finish_s": round(server / per, 3), "client_cpu_per_finish_s": round(client / per, 3)}
+
+
 async def _scenario(base: str, pid: int, sampler: RssSampler, sessions: int, seconds: float,
                     single_seconds: float, think: float, folder: Path) -> dict:
     from playwright.async_api import async_playwright
@@ -511,8 +518,7 @@ async def _scenario(base: str, pid: int, sampler: RssSampler, sessions: int, sec
         cpu, client_cpu, start = _tree_cpu_s(pid), _client_cpu_s(pid), time.perf_counter()
         single = await run_session(context, base, 0, start + single_seconds, think, expected, label)
         result["single"] = {**_seconds_summary(single), "wall_s": round(time.perf_counter() - start, 1),
-                            "server_cpu_s": round(_tree_cpu_s(pid) - cpu, 1),
-                            "client_cpu_s": round(_client_cpu_s(pid) - client_cpu, 1),
+                            **_cpu_shares(_tree_cpu_s(pid) - cpu, _client_cpu_s(pid) - client_cpu, len(single)),
                             "by_kind": _by_kind(single),
                             "problems": [f"{f.key}: {f.problem}" for f in single if f.problem][:20]}
         await context.close()
@@ -561,7 +567,7 @@ async def _scenario(base: str, pid: int, sampler: RssSampler, sessions: int, sec
     result["concurrent"] = {
         "sessions": sessions, "wall_s": round(wall, 1), "finishes": len(finishes),
         "throughput_per_s": round(len(ok) / wall, 2), **_seconds_summary(finishes),
-        "server_cpu_s": round(server_cpu, 1), "client_cpu_s": round(client_cpu, 1), "by_kind": _by_kind(finishes),
+        **_cpu_shares(server_cpu, client_cpu, len(finishes)), "by_kind": _by_kind(finishes),
         "finishes_per_session": [len(group) for group in per_session],
         "timeouts": sum(1 for f in finishes if f.kind == "timeout"),
         "exceptions": sum(1 for f in finishes if f.kind == "exception"),
