@@ -63,15 +63,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app() -> Iterator[tuple[str, int]]:
-    """A `streamlit run app.py` on a free port (the default, warm analysis cache); yields (base URL, pid)."""
+def running_app(env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """A `streamlit run app.py` on a free port, with ``env`` added to this process's environment (by default
+    none: the default, warm analysis cache); yields (base URL, pid)."""
     port = _free_port()
     log = tempfile.NamedTemporaryFile("w", prefix="bench-streamlit-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port", str(port),
          "--server.fileWatcherType", "none"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+        cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
