@@ -12,6 +12,7 @@ computation starts, so bad arguments cost nothing and write nothing.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from . import emit
@@ -84,8 +85,13 @@ def _setup(args: argparse.Namespace):
         rule = None
     model = load_model(args.model)
     check_layer(model, args.layer)
-    template = resolve_template(args.template, model=model, invert=args.invert)
+    template = resolve_template(_template_ref(args.template), model=model, invert=args.invert)
     return model, template, rule
+
+
+def _template_ref(text: str) -> str | Path:
+    """``--template``: a ``.png``/``.npy`` file the user named, else a reference (``train:N``, ...)."""
+    return Path(text) if Path(text).suffix.lower() in {".png", ".npy"} else text
 
 
 def _derived_groups(model, layer: str, hypothesis, train_scores):
