@@ -155,6 +155,8 @@ class FeatureVizConfig:
             (math.isfinite(self.l2) and self.l2 >= 0, f"l2 must be >= 0, got {self.l2}"),
             (math.isfinite(self.blur) and 0 <= self.blur <= 5, f"blur must be 0..5 pixels, got {self.blur}"),
             (isinstance(self.jitter, int) and 0 <= self.jitter <= 8, f"jitter must be 0..8 pixels, got {self.jitter}"),
+            (isinstance(self.seed, int) and 0 <= self.seed < 2**63,
+             f"seed must be a whole number in 0..2**63-1, got {str(self.seed)[:24]}"),
         ]
         for ok, message in checks:
             if not ok:
