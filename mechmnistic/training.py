@@ -32,7 +32,6 @@ from .models.architectures import MNISTNet, build_model
 from .models.card import ModelCard
 from .models.config import ModelConfig
 
-
 #: More epochs than any recipe needs by far; a typo like 10**30 is refused instead of training forever.
 MAX_EPOCHS = 1000
 
