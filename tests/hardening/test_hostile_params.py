@@ -321,6 +321,7 @@ def test_a_hostile_parameter_gets_a_clear_message_and_changes_nothing(row, warme
     finally:
         FILES.active = False
     assert not at.exception, at.exception[0].value
+    assert FILES.paths, "the watch sees the files the app opens"
     notes = _notes(at)
     if row.message:
         assert any(row.message in note for note in notes), f"expected {row.message!r} in {notes}"
@@ -333,15 +334,15 @@ def test_a_hostile_parameter_gets_a_clear_message_and_changes_nothing(row, warme
     if "model" in row.params:
         hostile = row.params["model"]
         assert hostile not in zoo_names, "the name reached the zoo's code"
-        if hostile:
-            outside = (zoo_root() / hostile).resolve()
-            assert not [p for p in FILES.paths if Path(p).resolve() == outside or "passwd" in p]
+        target = (zoo_root() / hostile).resolve()
+        if target != zoo_root().resolve():  # "" and "." name the zoo itself, which the app lists anyway
+            assert not [p for p in FILES.paths if Path(p).resolve() == target or "passwd" in p]
 
 
 @pytest.mark.parametrize("name", PATH_LIKE.values(), ids=PATH_LIKE.keys())
 def test_the_zoo_refuses_a_path_like_name_before_building_any_path(name, monkeypatch):
     """The core's own gate, for callers other than the sidebar (the CLI, Python): refused before any
-    path is built or resolved."""
-    monkeypatch.setattr(zoo, "Path", None)  # any use of Path would raise TypeError, not the refusal
+    path is built from the name or resolved."""
+    monkeypatch.setattr(zoo, "Path", None)  # building a path here would raise TypeError, not the refusal
     with pytest.raises(zoo.ModelNotFoundError, match="is not a valid model name"):
         zoo.model_dir(name)
