@@ -145,7 +145,7 @@ ROWS = {
     "featviz-lr-nan": (["featviz", *FEATVIZ, "--lr", "nan"], "lr must be in (0, 10], got nan"),
     "featviz-init-path": (["featviz", *FEATVIZ, "--init", "../../etc/passwd"], "init must be zeros, noise, train:N"),
     "featviz-init-out-of-range": (["featviz", *FEATVIZ, "--init", "train:60000"],
-                                  "template index 60000 is out of range"),
+                                  "init 'train:60000': template index out of range (train 0..59999"),
     "featviz-l2-negative": (["featviz", *FEATVIZ, "--l2", "-1"], "l2 must be >= 0, got -1.0"),
     "featviz-blur-negative": (["featviz", *FEATVIZ, "--blur", "-1"], "blur must be 0..5 pixels, got -1.0"),
     "featviz-jitter-negative": (["featviz", *FEATVIZ, "--jitter", "-1"], "jitter must be 0..8 pixels, got -1"),
@@ -166,10 +166,10 @@ def run_cli(args: list[str]) -> tuple[int, str, str]:
 
 
 #: Rows whose argument can only be judged against a computed analysis (``pc99`` against the fitted PCA, a
-#: unit group name against the layer's dead units, ``train:60000`` as a start image after the model's
-#: activations): the analysis they needed may stay in the cache, complete and verified, nothing else.
+#: unit group name against the layer's dead units): the analysis they needed may stay in the cache,
+#: complete and verified, nothing else.
 NEEDS_AN_ANALYSIS = {"pca-direction-script", "pca-direction-file-template", "featviz-units-script",
-                     "featviz-direction-pc-out-of-range", "featviz-init-out-of-range"}
+                     "featviz-direction-pc-out-of-range"}
 
 
 @pytest.fixture
