@@ -14,7 +14,7 @@ from mechmnistic.models.importer import (
     save_imported,
     suggest_normalization,
 )
-from mechmnistic.models.weights_io import MAX_WEIGHTS_BYTES
+from mechmnistic.models.weights_io import MAX_WEIGHTS_BYTES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES
 from ui import loaders
 
 LIMIT_MIB = MAX_WEIGHTS_BYTES // 2**20
@@ -24,6 +24,8 @@ NORMALIZATION_CHOICES = {
     "custom": "custom mean and std",
 }
 FLASH_KEY = "import_flash"
+#: Every file type the importer reads (the CLI takes the same), so the page refuses none of them.
+WEIGHTS_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES
 
 
 def show_recognised(plan) -> None:
@@ -168,7 +170,7 @@ st.caption(f"Files up to {LIMIT_MIB} MiB. `.pt`/`.pth` files are read with `torc
 flash = st.session_state.pop(FLASH_KEY, None)
 if flash:
     st.success(flash)
-uploaded = st.file_uploader("Weights file (.safetensors, .pt or .pth)", type=["safetensors", "pt", "pth"],
+uploaded = st.file_uploader("Weights file (.safetensors, .pt, .pth, .bin or .ckpt)", type=list(WEIGHTS_SUFFIXES),
                             max_upload_size=LIMIT_MIB, key="import_upload")
 if uploaded is not None:
     import_upload(uploaded)

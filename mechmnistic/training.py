@@ -25,11 +25,19 @@ from tqdm.auto import tqdm
 
 from . import __version__
 from .data import load_mnist
+from .errors import MechMNISTicError
 from .hooks import predict, to_pixels
 from .labels import apply_label_function
 from .models.architectures import MNISTNet, build_model
 from .models.card import ModelCard
 from .models.config import ModelConfig
+
+#: More epochs than any recipe needs by far; a typo like 10**30 is refused instead of training forever.
+MAX_EPOCHS = 1000
+
+
+class TrainConfigError(MechMNISTicError, ValueError):
+    """Training settings that cannot be used; the message says which."""
 
 
 @dataclass
@@ -50,10 +58,15 @@ class TrainConfig:
     threads: int = 2
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch_size must be >= 1 and lr > 0")
+        if not (1 <= self.epochs <= MAX_EPOCHS and 1 <= self.batch_size <= 60_000):
+            raise TrainConfigError(f"epochs must be in 1..{MAX_EPOCHS} and batch_size in 1..60000, "
+                                   f"got {str(self.epochs)[:12]} and {str(self.batch_size)[:12]}")
+        if not (math.isfinite(self.lr) and self.lr > 0):  # a NaN learning rate would train a NaN model
+            raise TrainConfigError(f"lr must be a positive number, got {self.lr}")
         if not 0 <= self.val_size < 60_000:
-            raise ValueError("val_size must be in [0, 60000)")
+            raise TrainConfigError("val_size must be in [0, 60000)")
+        if not 0 <= self.seed < 2**63:
+            raise TrainConfigError(f"seed must be in 0..2**63-1, got {str(self.seed)[:24]}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -97,7 +97,7 @@ def test_scrub_with_typed_groups():
         (["hypothesis", "challenge-cnn", "--layer", "fc1", "--template", "{missing}", "--fit-band"],
          "cannot read template file"),
         (["hypothesis", "challenge-cnn", "--layer", "fc1", "--template", "banana", "--fit-band"],
-         "is not 'train:N', 'test:N', 'unit:LAYER:N' or a .png/.npy file"),
+         "is not 'train:N', 'test:N' or 'unit:LAYER:N'"),
         (["hypothesis", "no-such-model", "--layer", "fc1", "--template", "train:6", "--fit-band"],
          "no model named 'no-such-model'"),
         (["hypothesis", "challenge-cnn", "--layer", "fc1", "--template", "unit:fc1:200", "--fit-band"],
@@ -143,5 +143,5 @@ def test_argparse_errors_exit_2(args, message):
 
 def test_scores_do_not_depend_on_how_the_template_arrives(tmp_path, mnist_train):
     np.save(tmp_path / "clue.npy", mnist_train.images[6])
-    a = resolve_template(str(tmp_path / "clue.npy")).image
+    a = resolve_template(tmp_path / "clue.npy").image
     np.testing.assert_array_equal(a, resolve_template("train:6").image)

@@ -10,7 +10,7 @@ from torch import nn
 
 from .conftest import snapshot
 from .test_cli import cli
-from .test_importer import EISVIINet, _Payload, _save, _seeded, plain_sequential
+from .test_importer import EISVIINet, _save, _seeded, plain_sequential
 
 
 @pytest.fixture
@@ -78,13 +78,7 @@ def test_an_existing_name_needs_overwrite(zoo, tmp_path):
     assert out.returncode == 0 and json.loads(out.stdout)["normalization"] == "mnist"
 
 
-def test_a_pickle_with_code_is_refused_and_nothing_runs(zoo, tmp_path):
-    marker = tmp_path / "pwned"
-    path = tmp_path / "evil.pt"
-    torch.save({"fc.weight": torch.zeros(10, 784), "fc.bias": _Payload(marker)}, path)
-    out = run_import(zoo, path, "--name", "evil", "--normalization", "none")
-    assert out.returncode == 2 and "evil.pt: refused" in out.stderr and "Traceback" not in out.stderr
-    assert not marker.exists() and snapshot(zoo) == {}
+# Bad files, code payloads included: tests/hardening/test_hostile_uploads.py.
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,7 @@
 """Templates: dataset images, unit weights, files and drawings, and every way they can be wrong."""
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -52,7 +53,8 @@ def test_inverse_template_mirrors_the_score(mnist_test):
         ("unit:nope:1", "no layer 'nope'"),
         ("unit:layers.0:64", "unit 64 is out of range for layers.0 (0..63)"),
         ("unit:layers.0", "must look like 'unit:LAYER:N'"),
-        ("missing.png", "cannot read template file"),
+        ("missing.png", "is not 'train:N', 'test:N' or 'unit:LAYER:N'"),  # a str is never a file name
+        (Path("missing.png"), "cannot read template file"),
     ],
 )
 def test_bad_references_raise_one_clear_error(ref, message, bundled):
@@ -104,7 +106,7 @@ def test_files_png_and_npy(tmp_path, mnist_train):
     np.save(tmp_path / "one.npy", digit)
     np.save(tmp_path / "float.npy", digit / 255.0)
     for name in ("one.png", "one.npy", "float.npy"):
-        t = resolve_template(str(tmp_path / name))
+        t = resolve_template(tmp_path / name)
         np.testing.assert_allclose(t.image, resolve_template("train:6").image, atol=1e-7)
         assert t.source == name
 

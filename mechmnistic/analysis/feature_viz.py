@@ -65,7 +65,7 @@ import torch
 import torch.nn.functional as F
 
 from ..cache import cached, is_cached
-from ..data import Split, load_mnist
+from ..data import SIZES, Split, load_mnist
 from ..errors import MechMNISTicError
 from ..hooks import eval_mode, forward_to
 from ..labels import template_image
@@ -75,6 +75,12 @@ from .geometry import ActivationSpace, Direction, Progress
 from .units import check_units
 
 _INIT = re.compile(r"^(zeros|noise|(train|test):\d+)$")
+
+
+def _init_index_in_range(init: str) -> bool:
+    """A ``train:N``/``test:N`` start names an existing image (checked before anything is computed)."""
+    split, _, index = init.partition(":")
+    return split not in SIZES or not index.isdigit() or int(index) < SIZES[split]
 
 
 class FeatureVizError(MechMNISTicError, ValueError):
@@ -152,9 +158,13 @@ class FeatureVizConfig:
             (isinstance(self.steps, int) and 1 <= self.steps <= 10_000, f"steps must be 1..10000, got {self.steps}"),
             (math.isfinite(self.lr) and 0 < self.lr <= 10, f"lr must be in (0, 10], got {self.lr}"),
             (bool(_INIT.match(str(self.init))), f"init must be zeros, noise, train:N or test:N; got {self.init!r}"),
+            (_init_index_in_range(str(self.init)), f"init {str(self.init)[:40]!r}: template index out of range "
+                                                   f"(train 0..{SIZES['train'] - 1}, test 0..{SIZES['test'] - 1})"),
             (math.isfinite(self.l2) and self.l2 >= 0, f"l2 must be >= 0, got {self.l2}"),
             (math.isfinite(self.blur) and 0 <= self.blur <= 5, f"blur must be 0..5 pixels, got {self.blur}"),
             (isinstance(self.jitter, int) and 0 <= self.jitter <= 8, f"jitter must be 0..8 pixels, got {self.jitter}"),
+            (isinstance(self.seed, int) and 0 <= self.seed < 2**63,
+             f"seed must be a whole number in 0..2**63-1, got {str(self.seed)[:24]}"),
         ]
         for ok, message in checks:
             if not ok:

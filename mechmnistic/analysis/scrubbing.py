@@ -211,6 +211,13 @@ def check_tolerances(tolerances: Sequence[float]) -> np.ndarray:
     return values
 
 
+def check_seed(seed: int) -> int:
+    """A random seed as NumPy takes it: a whole number in ``[0, 2**63)``."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or not 0 <= seed < 2**63:
+        raise ScrubError(f"the seed must be a whole number in 0..2**63-1, got {str(seed)[:24]}")
+    return int(seed)
+
+
 def scrub_images(
     model: MNISTNet, layer: str, scores: np.ndarray, rule: Rule, groups: Mapping[str, np.ndarray],
     predictions: np.ndarray, tolerances: Sequence[float] = DEFAULT_TOLERANCES, seed: int = 0,
@@ -223,6 +230,7 @@ def scrub_images(
     layers) for the fast path, or ``images`` (uint8 ``[N, 28, 28]``).
     """
     sweep = check_tolerances(tolerances)
+    seed = check_seed(seed)
     groups = check_groups(groups, rule, n_units(model, layer))
     sampler = ScoreSampler(scores, rule.regions(scores))
     predictions = np.asarray(predictions)

@@ -13,11 +13,16 @@ reference into that template image:
   not depend on the input; any other unit's (deeper layers, conv channels) are
   its exact effective weights (``analysis.grounding``) on its top-activating
   training image, a conv channel at the position of its maximum there;
-* a path to a ``.png`` or ``.npy`` file (or, from the app, uploaded bytes): a
-  28x28 image is taken as is (white ink on black, like MNIST; uint8 0..255 or
+* a ``pathlib.Path`` to a ``.png`` or ``.npy`` file (or, from the app, uploaded
+  bytes): a 28x28 image is taken as is (white ink on black, like MNIST; uint8 0..255 or
   floats in [0, 1]); a PNG of any other size is treated as a drawing and
   preprocessed the way MNIST was made (``preprocess.preprocess_drawing``);
 * an array (a drawn digit): uint8 ``[28, 28]`` or floats in [0, 1].
+
+A ``str`` is only ever a reference, never a file name: pages pass strings
+straight from their URL, and a link must not make the server read its files
+(``?template=/some/secret.npy``). Callers that take a file from a trusted user
+(the CLI) pass a ``Path``.
 
 ``invert=True`` gives the inverse template ``1 - t`` (the write-up's "anti-1").
 """
@@ -25,6 +30,7 @@ reference into that template image:
 from __future__ import annotations
 
 import io
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,7 +78,7 @@ class Template:
 
 
 def resolve_template(
-    ref: str | np.ndarray, model: MNISTNet | None = None, invert: bool = False, source: str = "image"
+    ref: str | os.PathLike | np.ndarray, model: MNISTNet | None = None, invert: bool = False, source: str = "image"
 ) -> Template:
     """A template from a reference (see the module docstring); ``model`` is needed for ``unit:`` refs.
 
@@ -81,6 +87,8 @@ def resolve_template(
     detail = ""
     if isinstance(ref, np.ndarray):
         image, name = image_from_array(ref), source
+    elif isinstance(ref, os.PathLike):
+        image, name = image_from_file(Path(ref)), Path(ref).name
     else:
         ref = str(ref).strip()
         if _DATASET_REF.match(ref):
@@ -91,12 +99,8 @@ def resolve_template(
             name = ref
         elif ref.startswith("unit:"):
             (image, detail), name = _unit_template(ref, model), ref
-        elif Path(ref).suffix.lower() in {".png", ".npy"}:
-            image, name = image_from_file(Path(ref)), Path(ref).name
         else:
-            raise TemplateError(
-                f"template {ref[:80]!r} is not 'train:N', 'test:N', 'unit:LAYER:N' or a .png/.npy file"
-            )
+            raise TemplateError(f"template {ref[:80]!r} is not 'train:N', 'test:N' or 'unit:LAYER:N'")
     final = 1.0 - image if invert else image
     final.setflags(write=False)
     return Template(final, name, bool(invert), detail)

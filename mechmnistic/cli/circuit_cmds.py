@@ -12,6 +12,7 @@ computation starts, so bad arguments cost nothing and write nothing.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from . import emit
@@ -71,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _setup(args: argparse.Namespace):
     """Model, checked layer, template and (unless fitted) rule, all before any computation."""
-    from ..analysis.hypothesis import BandRule, ThresholdRule
+    from ..analysis.hypothesis import BandRule, HypothesisError, ThresholdRule
     from ..analysis.templates import resolve_template
     from ..analysis.units import check_layer
     from ..models import load_model
@@ -84,8 +85,17 @@ def _setup(args: argparse.Namespace):
         rule = None
     model = load_model(args.model)
     check_layer(model, args.layer)
-    template = resolve_template(args.template, model=model, invert=args.invert)
+    for label in args.labels:
+        if label is not None and not 0 <= label < model.n_classes:
+            raise HypothesisError(f"--labels: class {label} does not exist; {args.model} has classes "
+                                  f"0..{model.n_classes - 1}")
+    template = resolve_template(_template_ref(args.template), model=model, invert=args.invert)
     return model, template, rule
+
+
+def _template_ref(text: str) -> str | Path:
+    """``--template``: a ``.png``/``.npy`` file the user named, else a reference (``train:N``, ...)."""
+    return Path(text) if Path(text).suffix.lower() in {".png", ".npy"} else text
 
 
 def _derived_groups(model, layer: str, hypothesis, train_scores):
@@ -139,13 +149,14 @@ def _hypothesis_text(result: dict[str, Any], hypothesis) -> str:
 
 def scrub_cmd(args: argparse.Namespace) -> int:
     from ..analysis.hypothesis import Hypothesis, image_scores
-    from ..analysis.scrubbing import check_groups, check_tolerances, scrub
+    from ..analysis.scrubbing import check_groups, check_seed, check_tolerances, scrub
     from ..analysis.units import n_units, parse_groups
     from ..data import load_mnist
 
     model, template, rule = _setup(args)
     hypothesis = Hypothesis(template, rule, args.center)
     check_tolerances(args.tolerance)
+    check_seed(args.seed)
     if args.groups is not None:
         count = n_units(model, args.layer)
         groups = check_groups(parse_groups(args.groups, count), rule, count)

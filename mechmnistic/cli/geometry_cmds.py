@@ -79,6 +79,12 @@ def _write_npz(target: Path, arrays: dict[str, np.ndarray]) -> None:
         np.savez(handle, **arrays)
 
 
+def _check_plane(plane: tuple[int, int], n_components: int) -> None:
+    for component in plane:
+        if not 0 <= component < n_components:
+            raise MechMNISTicError(f"--plane: components are 1..{n_components}, got {component + 1}")
+
+
 def pca_cmd(args: argparse.Namespace) -> int:
     from ..analysis import geometry as g
     from ..models import load_model
@@ -86,9 +92,11 @@ def pca_cmd(args: argparse.Namespace) -> int:
     target = _save_target(args.save)
     if args.top < 0:
         raise MechMNISTicError(f"--top must be >= 0, got {args.top}")
+    plane = (args.plane[0] - 1, args.plane[1] - 1)
+    if args.components >= 1:  # before the fit, so a bad plane computes nothing (a bad count: layer_pca says so)
+        _check_plane(plane, args.components)
     model = load_model(args.model)
     fit = g.layer_pca(model, args.layer, args.components)
-    plane = (args.plane[0] - 1, args.plane[1] - 1)
     for component in plane:
         if not 0 <= component < fit.pca.n_components_:
             raise MechMNISTicError(f"--plane: components are 1..{fit.pca.n_components_}, got {component + 1}")

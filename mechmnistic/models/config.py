@@ -17,6 +17,9 @@ from typing import Any, ClassVar
 from ..errors import MechMNISTicError
 
 IMAGE_SIZE = 28
+#: The largest layer width, channel count or kernel size a config may ask for: far above any model the
+#: 64 MiB weights limit admits, and small enough that building one never overflows or exhausts memory.
+MAX_SIZE = 65_536
 # Dotted module paths as PyTorch writes them; a part may be a bare index, as in a
 # plain ``nn.Sequential`` (``0``, ``2``) or ``net.0``.
 _LAYER_NAME = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*$")
@@ -63,6 +66,12 @@ def _check_names(names: tuple[str, ...], count: int, what: str) -> None:
 def _positive(values: tuple[int, ...], what: str) -> None:
     if any(int(v) <= 0 for v in values):
         raise ConfigError(f"{what} must be positive integers, got {values}")
+    if any(int(v) > MAX_SIZE for v in values):
+        raise ConfigError(f"{what} must be at most {MAX_SIZE}, got {_clipped(values)}")
+
+
+def _clipped(values: tuple[int, ...]) -> str:
+    return ", ".join(str(v)[:12] + ("…" if len(str(v)) > 12 else "") for v in values)
 
 
 @dataclass(frozen=True)

@@ -102,7 +102,9 @@ def _as_flat_state_dict(name: str, state: object) -> StateDict:
             if isinstance(inner, Mapping) and inner and all(isinstance(v, torch.Tensor) for v in inner.values()):
                 state = inner
                 break
-    if not isinstance(state, Mapping) or not state:
+    if isinstance(state, Mapping) and not state:
+        raise WeightsFileError(f"{name}: the file holds no tensors (an empty state dict)")
+    if not isinstance(state, Mapping):
         raise WeightsFileError(f"{name}: expected a state dict (parameter name -> tensor), got {type(state).__name__}")
     flat: StateDict = {}
     for key, value in state.items():

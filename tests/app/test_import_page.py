@@ -6,7 +6,6 @@ import shutil
 
 import pytest
 import streamlit as st
-import torch
 from safetensors.torch import save as safetensors_save
 from streamlit.testing.v1 import AppTest
 
@@ -14,7 +13,7 @@ import mechmnistic
 from mechmnistic.paths import zoo_root
 
 from ..conftest import snapshot
-from ..test_importer import EISVIINet, _Payload, _seeded
+from ..test_importer import EISVIINet, _seeded
 from .conftest import assert_no_exception, wait_for_app
 
 APP = "../../app.py"
@@ -72,7 +71,7 @@ def test_page_explains_itself_before_an_upload(app_zoo):
     assert not at.exception
     assert at.title[0].value == "Import a model"
     assert "64 MiB" in _text(at) and "private to this browser session" in _text(at)
-    assert at.file_uploader(key="import_upload").allowed_type == [".safetensors", ".pt", ".pth"]
+    assert at.file_uploader(key="import_upload").allowed_type == [".safetensors", ".pt", ".pth", ".bin", ".ckpt"]
 
 
 def test_upload_shows_the_architecture_asks_and_loads_privately(app_zoo, digit_mlp_bytes):
@@ -149,48 +148,7 @@ def test_the_eis_vii_network_needs_no_answers(app_zoo):
     assert at.session_state["active_model"].startswith("challenge@")
 
 
-def test_a_pickle_with_code_is_refused_and_never_runs(app_zoo, tmp_path):
-    import io
-
-    marker = tmp_path / "pwned"
-    buffer = io.BytesIO()
-    torch.save({"fc.weight": torch.zeros(10, 784), "fc.bias": _Payload(marker)}, buffer)
-    before = snapshot(app_zoo)
-    at = _upload(_session(), "evil.pt", buffer.getvalue())
-    assert not at.exception
-    assert any("evil.pt: refused: the file holds pickled objects" in e.value for e in at.error)
-    assert not marker.exists() and snapshot(app_zoo) == before
-    assert "import_load" not in [b.key for b in at.button]
-
-
-BAD_UPLOADS = {
-    "cut.safetensors": "cut.safetensors: not a valid safetensors file",
-    "huge.safetensors": "huge.safetensors: 64.0 MiB is over the 64 MiB limit",
-    "nan.safetensors": "nan.safetensors: fc1.bias contains NaN or infinite values",
-    "wide.safetensors": "wide.safetensors: unsupported architecture: recognised conv1",
-}
-
-
-def _bad_upload(filename: str) -> bytes:
-    from mechmnistic.models.weights_io import MAX_WEIGHTS_BYTES
-
-    state = dict(_seeded(EISVIINet).state_dict())
-    good = _safetensors(state)
-    return {
-        "cut.safetensors": lambda: good[: len(good) // 2],
-        "huge.safetensors": lambda: b"\0" * (MAX_WEIGHTS_BYTES + 1),
-        "nan.safetensors": lambda: _safetensors({**state, "fc1.bias": torch.full((200,), float("nan"))}),
-        "wide.safetensors": lambda: _safetensors({**state, "fc1.weight": torch.zeros(200, 401)}),
-    }[filename]()
-
-
-@pytest.mark.parametrize("filename, message", BAD_UPLOADS.items())
-def test_bad_uploads_get_a_clear_message_and_change_nothing(app_zoo, filename, message):
-    before = snapshot(app_zoo)
-    at = _upload(_session(), filename, _bad_upload(filename))
-    assert not at.exception
-    assert any(message in e.value for e in at.error), [e.value for e in at.error]
-    assert "import_load" not in [b.key for b in at.button] and snapshot(app_zoo) == before
+# Bad files (empty, huge, truncated, code payloads, NaN, shapes): tests/hardening/test_hostile_uploads.py.
 
 
 def test_a_custom_normalisation_is_applied(app_zoo, digit_mlp_bytes):

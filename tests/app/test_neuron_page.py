@@ -103,7 +103,7 @@ def test_next_and_previous_move_the_view_and_the_url(cache_dir):
         ({"neuron": "-1"}, "out of range"),
         ({"neuron": "64"}, "out of range"),
         ({"neuron": "1.5"}, "must be a whole number"),
-        ({"neuron": "9" * 40}, "must be a whole number"),
+        ({"neuron": "9" * 40}, f"`neuron`={'9' * 40} is out of range"),
         ({"layer": "layers.1"}, "Unknown `layer`"),
         ({"layer": "<script>"}, "Unknown `layer`"),
         ({"top_k": "0"}, "out of range"),

@@ -1,0 +1,215 @@
+"""Hostile command-line arguments, for every subcommand: exit status 2, one clear line, nothing written.
+
+Bad model names (unknown, path-like), out-of-range indices and classes,
+non-numeric and non-finite numbers, a band with lo > hi, a template index out
+of range. Each row names the line the user reads on stderr. The CLI runs
+in-process (``mechmnistic.cli.main``, what the console script calls), so an
+uncaught exception fails the row the way a traceback would fail the user;
+``test_a_bad_argument_through_the_real_entry_point`` runs a few rows as a
+subprocess to prove the entry point behaves the same.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from mechmnistic.cli import main
+
+from .disk import changes, snapshot
+
+SCRIPT = "<script>alert(1)</script>"
+HUGE = str(10**30)
+NAME_REFUSED = "is not a valid model name"
+HYP = ["challenge-cnn", "--layer", "fc1", "--template", "train:6"]
+SCRUB = [*HYP, "--band", "-33", "-15"]
+FEATVIZ = ["mlp-1x64", "--layer", "layers.0"]
+PCA = ["mlp-1x64", "--layer", "layers.0"]
+TRAIN = ["--mlp", "8", "--name", "x"]
+
+ROWS = {
+    # -- model names, for each command that takes one
+    **{f"{command}-{label}": ([command, name, *rest], NAME_REFUSED)
+       for command, rest in (("card", []), ("evaluate", []), ("explain", ["--test-index", "0"]),
+                             ("hypothesis", HYP[1:] + ["--fit-band"]), ("pca", PCA[1:]), ("featviz", FEATVIZ[1:]))
+       for label, name in (("dotdot-passwd", "../../etc/passwd"), ("abs-passwd", "/etc/passwd"), ("dotdot", ".."),
+                           ("up-from-models", "models/../.."), ("empty", ""), ("script", SCRIPT))},
+    "card-unknown": (["card", "no-such-model"], "no model named 'no-such-model' in the zoo (known: mlp-1x64"),
+    "evaluate-unknown": (["evaluate", "no-such-model"], "no model named 'no-such-model'"),
+    # -- train
+    "train-name-path": (["train", "--mlp", "8", "--name", "../../etc/passwd"], NAME_REFUSED),
+    "train-name-absolute": (["train", "--mlp", "8", "--name", "/etc/passwd"], NAME_REFUSED),
+    "train-recipe-path": (["train", "--recipe", "../../etc/passwd"], "unknown recipe '../../etc/passwd'"),
+    "train-from-card-path": (["train", "--from-card", "../../etc/passwd"], NAME_REFUSED),
+    "train-width-negative": (["train", "--mlp", "-1", "--name", "x"], "layer sizes must be positive integers"),
+    "train-width-zero": (["train", "--mlp", "0", "--name", "x"], "layer sizes must be positive integers"),
+    "train-width-huge": (["train", "--mlp", HUGE, "--name", "x"], "layer sizes must be at most 65536"),
+    "train-width-non-numeric": (["train", "--mlp", "abc", "--name", "x"], "argument --mlp: invalid int value: 'abc'"),
+    "train-channels-zero": (["train", "--cnn", "0", "--name", "x"], "sizes must be positive integers"),
+    "train-fc-negative": (["train", "--cnn", "8", "--fc", "-5", "--name", "x"], "sizes must be positive integers"),
+    "train-epochs-negative": (["train", *TRAIN, "--epochs", "-1"], "epochs must be in 1..1000"),
+    "train-epochs-huge": (["train", *TRAIN, "--epochs", HUGE], "epochs must be in 1..1000"),
+    "train-lr-nan": (["train", *TRAIN, "--lr", "nan"], "lr must be a positive number, got nan"),
+    "train-lr-inf": (["train", *TRAIN, "--lr", "inf"], "lr must be a positive number, got inf"),
+    "train-lr-negative": (["train", *TRAIN, "--lr", "-1"], "lr must be a positive number"),
+    "train-seed-negative": (["train", *TRAIN, "--seed", "-1"], "seed must be in 0..2**63-1, got -1"),
+    "train-labels-unknown": (["train", *TRAIN, "--labels", SCRIPT], "argument --labels: invalid choice"),
+    # -- import (the file itself: tests/test_import_cli.py and test_hostile_uploads.py)
+    "import-missing-file": (["import", "/nonexistent.safetensors", "--name", "x"], "no such file"),
+    "import-not-weights": (["import", "/etc/passwd", "--name", "x"], "passwd: unsupported file type"),
+    "import-name-path": (["import", "/etc/hostname", "--name", "../../x"], NAME_REFUSED),
+    "import-classes": (["import", "/etc/hostname", "--name", "x", "--classes", "3"],
+                       "argument --classes: invalid choice"),
+    # -- hypothesis
+    "hypothesis-layer-unknown": (["hypothesis", "challenge-cnn", "--layer", "../fc1", "--template", "train:6",
+                                  "--fit-band"], "no layer '../fc1' in this model; its layers are conv1, conv2"),
+    "hypothesis-template-out-of-range": (["hypothesis", *HYP[:-1], "train:60000", "--fit-band"],
+                                         "template index 60000 is out of range for train (0..59999)"),
+    "hypothesis-template-huge": (["hypothesis", *HYP[:-1], f"train:{HUGE}", "--fit-band"],
+                                 "is not 'train:N', 'test:N' or 'unit:LAYER:N'"),
+    "hypothesis-template-negative": (["hypothesis", *HYP[:-1], "test:-1", "--fit-band"],
+                                     "is not 'train:N', 'test:N' or 'unit:LAYER:N'"),
+    "hypothesis-template-script": (["hypothesis", *HYP[:-1], SCRIPT, "--fit-band"],
+                                   "is not 'train:N', 'test:N' or 'unit:LAYER:N'"),
+    "hypothesis-template-unit-out-of-range": (["hypothesis", *HYP[:-1], "unit:fc1:200", "--fit-band"],
+                                              "unit 200 is out of range for fc1 (0..199)"),
+    "hypothesis-band-lo-above-hi": (["hypothesis", *HYP, "--band", "5", "1"],
+                                    "band low (5) is above band high (1); swap them"),
+    "hypothesis-band-nan": (["hypothesis", *HYP, "--band", "nan", "1"], "band low must be a finite number, got nan"),
+    "hypothesis-band-non-numeric": (["hypothesis", *HYP, "--band", "abc", "1"], "argument --band: invalid float"),
+    "hypothesis-threshold-inf": (["hypothesis", *HYP, "--threshold", "inf"], "threshold must be a finite number"),
+    "hypothesis-center-non-numeric": (["hypothesis", *HYP, "--fit-band", "--center", "abc"],
+                                      "argument --center: invalid float value: 'abc'"),
+    "hypothesis-labels-equal": (["hypothesis", *HYP, "--band", "-33", "-15", "--labels", "0", "0"],
+                                "both sides of the rule predict class 0"),
+    "hypothesis-labels-no-such-class": (["hypothesis", *HYP, "--band", "-33", "-15", "--labels", "5", "0"],
+                                        "--labels: class 5 does not exist; challenge-cnn has classes 0..1"),
+    "hypothesis-labels-negative": (["hypothesis", *HYP, "--band", "-33", "-15", "--labels", "-1", "0"],
+                                   "rule labels must be class numbers"),
+    # -- scrub
+    "scrub-band-lo-above-hi": (["scrub", *HYP, "--band", "5", "1", "--tolerance", "0.1"],
+                               "band low (5) is above band high (1); swap them"),
+    "scrub-template-out-of-range": (["scrub", *HYP[:-1], "train:60000", "--band", "-33", "-15", "--tolerance", "0.1"],
+                                    "template index 60000 is out of range for train (0..59999)"),
+    "scrub-tolerance-negative": (["scrub", *SCRUB, "--tolerance", "-1"], "tolerances are fractions of the score range"),
+    "scrub-tolerance-nan": (["scrub", *SCRUB, "--tolerance", "nan"], "tolerances are fractions of the score range"),
+    "scrub-tolerance-non-numeric": (["scrub", *SCRUB, "--tolerance", "abc"], "argument --tolerance: invalid float"),
+    "scrub-seed-negative": (["scrub", *SCRUB, "--tolerance", "0.1", "--seed", "-1"],
+                            "the seed must be a whole number in 0..2**63-1, got -1"),
+    "scrub-split-unknown": (["scrub", *SCRUB, "--tolerance", "0.1", "--split", "../train"],
+                            "argument --split: invalid choice"),
+    "scrub-groups-script": (["scrub", *SCRUB, "--tolerance", "0.1", "--groups", SCRIPT],
+                            "needs a ':' between the group name and its units"),
+    # -- explain
+    "explain-test-index-negative": (["explain", "mlp-1x64", "--test-index", "-1"],
+                                    "test index -1 is out of range (0–9999)"),
+    "explain-test-index-above-range": (["explain", "mlp-1x64", "--test-index", "10000"],
+                                       "test index 10000 is out of range (0–9999)"),
+    "explain-test-index-huge": (["explain", "mlp-1x64", "--test-index", HUGE], "is out of range (0–9999)"),
+    "explain-test-index-non-numeric": (["explain", "mlp-1x64", "--test-index", "abc"],
+                                       "argument --test-index: invalid int value: 'abc'"),
+    "explain-train-index-above-range": (["explain", "mlp-1x64", "--train-index", "60000"],
+                                        "train index 60000 is out of range (0–59999)"),
+    "explain-class-above-range": (["explain", "mlp-1x64", "--test-index", "0", "--class", "10"],
+                                  "class 10 is out of range (0–9)"),
+    "explain-class-negative": (["explain", "mlp-1x64", "--test-index", "0", "--class", "-1"],
+                               "class -1 is out of range (0–9)"),
+    "explain-share-negative": (["explain", "mlp-1x64", "--test-index", "0", "--share", "-1"],
+                               "share must be a fraction between 0 and 1"),
+    "explain-share-nan": (["explain", "mlp-1x64", "--test-index", "0", "--share", "nan"],
+                          "share must be a fraction between 0 and 1, got nan"),
+    # -- pca
+    "pca-layer-unknown": (["pca", "mlp-1x64", "--layer", SCRIPT], "no layer '<script>alert(1)</script>'"),
+    "pca-components-zero": (["pca", *PCA, "--components", "0"], "n_components must be at least 1, got 0"),
+    "pca-components-negative": (["pca", *PCA, "--components", "-1"], "n_components must be at least 1, got -1"),
+    "pca-plane-zero": (["pca", *PCA, "--plane", "0", "1"], "--plane: components are 1..10, got 0"),
+    "pca-plane-above-range": (["pca", *PCA, "--plane", "1", "99"], "--plane: components are 1..10, got 99"),
+    "pca-direction-script": (["pca", *PCA, "--direction", SCRIPT], "unknown direction '<script>alert(1)</script>'"),
+    "pca-direction-file-template": (["pca", *PCA, "--direction", "template:/etc/passwd.npy"],
+                                    "use train:N, test:N or unit:LAYER:N"),
+    "pca-top-negative": (["pca", *PCA, "--top", "-1"], "--top must be >= 0, got -1"),
+    # -- featviz
+    "featviz-layer-unknown": (["featviz", "mlp-1x64", "--layer", "../layers.0"], "no layer '../layers.0'"),
+    "featviz-units-out-of-range": (["featviz", *FEATVIZ, "--units", "999"],
+                                   "unit 999 is out of range: this layer has units 0..63"),
+    "featviz-units-script": (["featviz", *FEATVIZ, "--units", SCRIPT],
+                             "unknown unit group '<script>alert(1)</script>'"),
+    "featviz-direction-pc-out-of-range": (["featviz", *FEATVIZ, "--direction", "pc99"], "pc99: only PC1..PC10"),
+    "featviz-steps-zero": (["featviz", *FEATVIZ, "--steps", "0"], "steps must be 1..10000, got 0"),
+    "featviz-steps-huge": (["featviz", *FEATVIZ, "--steps", HUGE], "steps must be 1..10000"),
+    "featviz-lr-nan": (["featviz", *FEATVIZ, "--lr", "nan"], "lr must be in (0, 10], got nan"),
+    "featviz-init-path": (["featviz", *FEATVIZ, "--init", "../../etc/passwd"], "init must be zeros, noise, train:N"),
+    "featviz-init-out-of-range": (["featviz", *FEATVIZ, "--init", "train:60000"],
+                                  "init 'train:60000': template index out of range (train 0..59999"),
+    "featviz-l2-negative": (["featviz", *FEATVIZ, "--l2", "-1"], "l2 must be >= 0, got -1.0"),
+    "featviz-blur-negative": (["featviz", *FEATVIZ, "--blur", "-1"], "blur must be 0..5 pixels, got -1.0"),
+    "featviz-jitter-negative": (["featviz", *FEATVIZ, "--jitter", "-1"], "jitter must be 0..8 pixels, got -1"),
+    "featviz-seed-negative": (["featviz", *FEATVIZ, "--seed", "-1"], "seed must be a whole number in 0..2**63-1"),
+    "featviz-nearest-negative": (["featviz", *FEATVIZ, "--nearest", "-1"], "--nearest must be 1..50, got -1"),
+}
+
+
+def run_cli(args: list[str]) -> tuple[int, str, str]:
+    """``mechmnistic ARGS`` in this process: exit status, stdout, stderr (argparse exits by SystemExit)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(args)
+        except SystemExit as exc:
+            code = exc.code
+    return code, out.getvalue(), err.getvalue()
+
+
+#: Rows whose argument can only be judged against a computed analysis (``pc99`` against the fitted PCA, a
+#: unit group name against the layer's dead units): the analysis they needed may stay in the cache,
+#: complete and verified, nothing else.
+NEEDS_AN_ANALYSIS = {"pca-direction-script", "pca-direction-file-template", "featviz-units-script",
+                     "featviz-direction-pc-out-of-range"}
+
+
+@pytest.fixture
+def untouched(request, tmp_path, monkeypatch):
+    """Run in an empty folder with a private empty cache; afterwards the zoo and MNIST are as before, the
+    folder is still empty, and the cache is too (or, for ``NEEDS_AN_ANALYSIS``, holds only whole entries)."""
+    monkeypatch.chdir(tmp_path)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MECHMNISTIC_CACHE", str(cache))
+    before = snapshot()
+    yield
+    after = snapshot()
+    row = request.node.callspec.id
+    if row in NEEDS_AN_ANALYSIS:
+        for line in changes(before, after):
+            assert line.startswith(f"new: {cache}"), line
+            if line.endswith(".npz"):
+                with np.load(line.removeprefix("new: "), allow_pickle=False) as entry:
+                    assert entry.files
+        after = {path: state for path, state in after.items() if not path.startswith(str(cache))}
+    assert changes(before, after) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) in ([], ["cache"]), "something written into the folder"
+
+
+@pytest.mark.parametrize(("args", "message"), ROWS.values(), ids=ROWS.keys())
+def test_a_bad_argument_exits_2_with_one_clear_line(args, message, untouched):
+    code, out, err = run_cli(args)
+    assert code == 2, f"exit {code}; stderr: {err}"
+    assert message in err, err
+    assert "Traceback" not in err and out == ""
+    last = err.strip().splitlines()[-1]
+    assert last.startswith(f"mechmnistic {args[0]}: error: ") and message in last, "the reason is one line"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", ["train-width-huge", "scrub-seed-negative", "hypothesis-labels-no-such-class",
+                                 "card-dotdot-passwd"])
+def test_a_bad_argument_through_the_real_entry_point(row, untouched):
+    args, message = ROWS[row]
+    done = subprocess.run([sys.executable, "-m", "mechmnistic", *args], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1].endswith(message) or message in done.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in done.stderr
