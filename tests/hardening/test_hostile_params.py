@@ -16,6 +16,7 @@ reads off the table below.
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +35,8 @@ pytestmark = pytest.mark.slow
 APP = "../../app.py"
 ZOO, NEURON, CLASSIFY, IMPORT = "zoo", "neuron_explorer", "classification_explorer", "import_model"
 ABLATIONS, HYPOTHESIS, GEOMETRY, FEATURES = "ablations", "hypothesis", "geometry", "feature_viz"
-PAGES = (ZOO, NEURON, CLASSIFY, IMPORT, ABLATIONS, HYPOTHESIS, GEOMETRY, FEATURES)
+WALKTHROUGH = "walkthrough"
+PAGES = (ZOO, NEURON, CLASSIFY, IMPORT, ABLATIONS, HYPOTHESIS, GEOMETRY, FEATURES, WALKTHROUGH)
 
 SCRIPT = "<script>alert(1)</script>"
 SHELL = '"; rm -rf /'
@@ -346,3 +348,8 @@ def test_the_zoo_refuses_a_path_like_name_before_building_any_path(name, monkeyp
     monkeypatch.setattr(zoo, "Path", None)  # building a path here would raise TypeError, not the refusal
     with pytest.raises(zoo.ModelNotFoundError, match="is not a valid model name"):
         zoo.model_dir(name)
+
+
+def test_every_registered_page_has_rows():
+    registered = re.findall(r'st\.Page\("app_pages/([a-z_]+)\.py"', (Path(__file__).parents[2] / "app.py").read_text())
+    assert sorted(registered) == sorted(PAGES), "a page without hostile-parameter rows"
