@@ -68,6 +68,10 @@ try:
                                  l2=float(l2), blur=float(blur), jitter=jitter, clamp=not free, seed=seed)
     if target == "units":
         chosen = resolve_units(model, layer, units_text or "all")
+        if len(chosen) == 0:
+            st.info(f"`{units_text}` selects none of {layer}'s units (a group such as `dead` can be empty): "
+                    "choose others, e.g. `all` or `0-9`.")
+            st.stop()
         result = data.unit_visualization(model_name, layer, config).subset(chosen.tolist())
     else:
         specs = tuple(s.strip() for s in dirs_text.split(";") if s.strip())

@@ -186,3 +186,8 @@ def test_bad_targets_are_refused(bundled):
         fv.unit_objectives(model, "fc7")
     with pytest.raises(fv.FeatureVizError, match="out of range"):
         fv.optimize_inputs(model, fv.unit_objectives(model, "fc1", [0]), fv.FeatureVizConfig(init="train:99999"))
+
+
+def test_nearest_examples_of_no_images_is_empty():
+    nearest = fv.nearest_training_examples(np.zeros((0, 28, 28), np.float32), k=3)
+    assert nearest.indices.shape == nearest.similarity.shape == (0, 3)

@@ -414,7 +414,7 @@ def nearest_training_examples(images: np.ndarray, k: int = 3, split: Split = "tr
     data = load_mnist(split).images
     if not 1 <= k <= 50:
         raise FeatureVizError(f"k must be 1..50, got {k}")
-    queries = np.asarray(images, np.float32).reshape(len(images), -1)
+    queries = np.asarray(images, np.float32).reshape(len(images), 784)  # (not -1: K may be 0)
     norms = np.linalg.norm(queries, axis=1, keepdims=True)
     queries = np.divide(queries, norms, out=np.zeros_like(queries), where=norms > 0)
     similarity = np.empty((len(queries), len(data)), np.float32)

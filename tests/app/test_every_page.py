@@ -91,6 +91,10 @@ def test_every_registered_page_is_covered():
 
 
 def _shown(at: AppTest, page: str, model) -> None:
+    # As in the browser, where moving to another page leaves only the model in the URL; AppTest would
+    # otherwise carry one page's parameters into the next (the ablations page's `units=dead`, say).
+    at.query_params.clear()
+    at.query_params["model"] = model.card.name
     at.switch_page(page).run()
     assert not at.exception, f"{page} on {model.card.name}: " + "\n".join(e.value for e in at.exception)
     CHECKS[page](at, model)

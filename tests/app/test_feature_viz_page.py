@@ -92,6 +92,13 @@ def test_bad_input_gives_a_message_and_never_crashes(params, shown):
     assert shown in _texts([*at.warning, *at.error, *at.info])
 
 
+def test_a_group_that_selects_no_units_says_so():
+    """cnn-digits' conv1 has no dead channel: `dead` is a valid group that is empty here."""
+    at = _run(model="cnn-digits", layer="conv1", units="dead")
+    assert not at.exception
+    assert "selects none of conv1's units" in _texts(at.info)
+
+
 def test_a_clicked_result_opens_its_unit_in_the_neuron_explorer():
     at = _run(model="challenge-cnn", units="175,76")
     at.session_state["features_grid"] = {"selection": {
