@@ -125,7 +125,7 @@ report = hypothesis_report(model_name, layer, hypothesis, checks, choice.fitted,
 downloads = st.columns(2)
 with downloads[0]:
     st.download_button("Download the numbers (JSON, as the CLI prints them)", json.dumps(report, indent=1),
-                       f"{model_name}-hypothesis.json", "application/json", key="hyp_download_json")
+                       f"{model_name}-hypothesis.json", "application/json", key="hyp_download_json", on_click="ignore")
 with downloads[1]:
     npz_button("Download scores and predictions (NPZ)",
                {"train_scores": train_scores, "train_predictions": train_predictions, "test_scores": test_scores,

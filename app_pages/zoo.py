@@ -33,7 +33,8 @@ st.dataframe(
     width="stretch",
     column_config={"test accuracy": st.column_config.NumberColumn(format="%.4f")},
 )
-st.download_button("Download this table (CSV)", table.to_csv(index=False), "mechmnistic-models.csv", "text/csv")
+st.download_button("Download this table (CSV)", table.to_csv(index=False), "mechmnistic-models.csv", "text/csv",
+                   on_click="ignore")
 
 active = st.session_state["active_model"]
 card = loaders.load_card(active)

@@ -67,6 +67,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote
@@ -595,8 +596,11 @@ def run_load(sessions: int = SESSIONS, seconds: float = SECONDS, single_seconds:
         cache = cache or Path(scratch) / "cache"
         with running_app({"MECHMNISTIC_CACHE": str(cache)}) as (base, pid), RssSampler(pid) as sampler:
             server_nice = prioritise(pid)
-            result = asyncio.run(_scenario(base, pid, sampler, sessions, seconds, single_seconds, think,
-                                           Path(scratch)))
+            scenario = _scenario(base, pid, sampler, sessions, seconds, single_seconds, think, Path(scratch))
+            # On a thread of its own: the caller's thread may already run an event loop (pytest-playwright's
+            # sync API keeps one for the whole test session), and asyncio.run refuses to nest.
+            with ThreadPoolExecutor(max_workers=1) as worker:
+                result = worker.submit(asyncio.run, scenario).result()
     result["server_peak_rss_mb"] = round(sampler.peak_kb / 1024)
     result["server_rss_mb"] = sampler.marks
     result["settings"] = {"sessions": sessions, "seconds": seconds, "single_seconds": single_seconds,

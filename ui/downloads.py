@@ -2,7 +2,8 @@
 
 Either pass the data itself, or a function that makes it: then it is only
 made when the user clicks (Streamlit's deferred download), so a large array
-costs nothing on every re-run of the page.
+costs nothing on every re-run of the page. A download never re-runs the page
+(``on_click="ignore"``): nothing on it changes, and a re-run would redraw every chart.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ def csv_button(label: str, table: pd.DataFrame | Callable[[], pd.DataFrame], fil
     def payload() -> bytes:
         return (table() if callable(table) else table).to_csv(index=False).encode()
 
-    st.download_button(label, payload if callable(table) else payload(), filename, "text/csv", key=key)
+    st.download_button(label, payload if callable(table) else payload(), filename, "text/csv", key=key,
+                       on_click="ignore")
 
 
 def npz_button(label: str, arrays: dict[str, np.ndarray] | Callable[[], dict[str, np.ndarray]], filename: str,
@@ -31,4 +33,4 @@ def npz_button(label: str, arrays: dict[str, np.ndarray] | Callable[[], dict[str
         return buffer.getvalue()
 
     st.download_button(label, payload if callable(arrays) else payload(), filename, "application/octet-stream",
-                       key=key)
+                       key=key, on_click="ignore")

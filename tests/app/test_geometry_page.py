@@ -60,7 +60,8 @@ def test_default_view_shows_all_60000_training_points_by_label():
     assert len(traces) == 10 and sum(len(_array(t["x"])) for t in traces) == 60_000
     indices = np.concatenate([_array(t["customdata"]).reshape(-1, 3)[:, 0] for t in traces])
     assert sorted(indices.tolist()) == list(range(60_000))
-    assert _scatter(at)["layout"]["xaxis"]["title"]["text"].startswith("PC1 (60.0%)")
+    share = g.layer_pca(load_model("challenge-cnn"), "fc1").pca.explained_variance_ratio_[0]
+    assert _scatter(at)["layout"]["xaxis"]["title"]["text"].startswith(f"PC1 ({share:.1%})")
     directions = _table(at, "spec")
     assert list(directions["spec"]) == ["logit:1-0"] and bool(directions["exact"][0])
     loadings = _table(at, "coordinate")

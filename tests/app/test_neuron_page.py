@@ -371,14 +371,15 @@ def test_next_and_previous_in_a_real_browser(page, app_url, bundled):
 def test_downloads_carry_the_numbers_shown(page, app_url, bundled):
     page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&neuron=12")
     wait_for_app(page, timeout_ms=180_000)
-    with page.expect_download() as download:
+    # The embeddings are made when the button is clicked (a deferred download): allow a loaded machine time.
+    with page.expect_download(timeout=120_000) as download:
         page.get_by_role("button", name="Top 500 examples (CSV)").click()
     table = pd.read_csv(io.BytesIO(download.value.path().read_bytes()))
     expected = top_examples(bundled("mlp-1x64"), "layers.0", 12, k=500)
     assert list(table.columns) == ["rank", "train_index", "label", "pre_activation", "activation", "cluster"]
     np.testing.assert_array_equal(table["train_index"], expected.indices)
     np.testing.assert_allclose(table["pre_activation"], expected.pre, rtol=1e-6)
-    with page.expect_download() as download:
+    with page.expect_download(timeout=120_000) as download:
         page.get_by_role("button", name="Their embeddings (NPZ)").click()
     with np.load(io.BytesIO(download.value.path().read_bytes())) as arrays:
         np.testing.assert_allclose(arrays["embeddings"].sum(axis=(1, 2)) + arrays["bias"], arrays["pre_activation"],
