@@ -15,7 +15,7 @@ import contextlib
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -55,27 +55,6 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     with atomic_open(path, "w") as handle:
         handle.write(text)
-
-
-def atomic_write_with(path: str | os.PathLike, writer: Callable[[Path], None]) -> None:
-    """Atomically produce ``path`` with a library function that insists on a path.
-
-    ``writer`` receives a temporary path in the same folder (e.g. for
-    ``safetensors.torch.save_file`` or ``numpy.savez``) and must write it fully.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f"{path.name}{TMP_MARKER}", dir=path.parent, suffix=path.suffix)
-    os.close(fd)
-    try:
-        writer(Path(tmp_name))
-        with open(tmp_name, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp_name)
-        raise
 
 
 def remove_stale_temporaries(folder: str | os.PathLike, min_age_s: float = 3600.0) -> int:

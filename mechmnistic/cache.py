@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from filelock import FileLock
 
-from .atomic import atomic_write_with
+from .atomic import atomic_open
 from .paths import cache_root
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,10 @@ def cached(
             if value.dtype == object:
                 raise TypeError(f"cache entry {analysis}/{key} has object dtype; store plain arrays")
         meta = np.array(json.dumps({"analysis": analysis, "params": params}, default=str))
-        atomic_write_with(path, lambda tmp: np.savez(tmp, **arrays, **{_META: meta}))
+        # Through a file handle: given a name, numpy would append ".npz" to the temporary's, and a killed
+        # writer would leave a file that looks like an entry to anything globbing for them.
+        with atomic_open(path, "wb") as handle:
+            np.savez(handle, **arrays, **{_META: meta})
     return arrays
 
 
