@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import CNNConfig, MLPConfig, ModelConfig
+from .pooling import max_pool
 
 
 class HookPoint(nn.Identity):
@@ -154,7 +155,7 @@ class CNN(MNISTNet):
             h = self.hook(f"{name}.pre")(self.get_submodule(name)(h))
             h = self.hook(f"{name}.post")(F.relu(h))
             h = F.dropout(h, cfg.dropout, self.training)
-            h = self.hook(f"{name}.pool")(F.max_pool2d(h, cfg.pool_size))
+            h = self.hook(f"{name}.pool")(max_pool(h, cfg.pool_size))
         h = h.flatten(1)
         last = len(cfg.fc_names) - 1
         for i, name in enumerate(cfg.fc_names):
