@@ -1,10 +1,12 @@
 """Classification Explorer: why the model gives one input its logits.
 
-Pick an MNIST example (or draw one); see the logits, the last hidden layer's
-activations, the output weights, their product (the logit effects, clickable:
-a cell opens its neuron in the Neuron Explorer), the important units for a
-class with their input weights and the input's Hadamard embeddings, and the
-embeddings combined into one pixel map. Every number comes from
+Pick an MNIST example (or draw one); see the logits and, one tab each (only
+the open tab is computed and drawn; ``?panel=`` names it): the logit effects
+(activation x output weight, clickable: a cell opens its neuron in the Neuron
+Explorer) with the output weights; the important units for a class with their
+input weights, the input's Hadamard embeddings, and the embeddings combined
+into one pixel map; the last hidden layer's activations; and, for deeper
+models, attribution to earlier layers. Every number comes from
 ``mechmnistic.analysis.logit_effects``.
 """
 
@@ -16,13 +18,17 @@ from streamlit.errors import StreamlitAPIException
 from mechmnistic.analysis import logit_effects as le
 from mechmnistic.analysis.predictions import Predictions, split_predictions
 from mechmnistic.cache import is_cached, model_fingerprint
+from mechmnistic.models.architectures import MNISTNet
 from mechmnistic.viz import classification as viz
 from mechmnistic.viz.common import digit_figure
 from ui import loaders
+from ui.attribution_panels import earlier_layers
 from ui.attribution_panels import panels as attribution_panels
 from ui.downloads import csv_button, npz_button
 from ui.example_picker import ChosenInput, pick_input
-from ui.links import NEURON_PAGE, go_to, neuron_href
+from ui.links import ACTIVATIONS, EARLIER, EFFECTS, IMPORTANT, NEURON_PAGE, ON_INPUT, go_to, neuron_href
+from ui.links import CLASSIFY_VIEW_PARAM as VIEW_KEY
+from ui.links import CLASSIFY_VIEWS as VIEWS
 
 CLASS_KEY = "classify_class"
 SHARE_KEY = "classify_share_percent"
@@ -56,16 +62,117 @@ def _input_params(chosen: ChosenInput) -> dict[str, int]:
     return {} if chosen.split is None else {f"{chosen.split}_index": chosen.index}
 
 
+def _neuron_params(chosen: ChosenInput) -> dict:
+    """The Neuron Explorer's parameters for a unit seen on ``chosen``: on that input when it has an index
+    (a drawing has none, so the unit then shows its own top example)."""
+    on_input = _input_params(chosen)
+    return {**on_input, "view": ON_INPUT} if on_input else {}
+
+
 def _open_neuron(model_name: str, final: le.FinalLayer, unit: int, chosen: ChosenInput) -> None:
     """Go to ``unit`` of the final layer's input layer in the Neuron Explorer (when it is a neuron)."""
     if not final.units_are_neurons:
         st.info("The final layer reads flattened feature maps (or pixels) directly; they are not neurons.")
         return
     try:
-        go_to(NEURON_PAGE, model=model_name, layer=final.unit_layer, neuron=unit, **_input_params(chosen))
+        go_to(NEURON_PAGE, model=model_name, layer=final.unit_layer, neuron=unit, **_neuron_params(chosen))
     except StreamlitAPIException:  # an app assembled without the Neuron Explorer
         st.warning(f"The Neuron Explorer is not part of this app; unit {unit}'s link is "
-                   f"`{neuron_href(model_name, final.unit_layer, unit, **_input_params(chosen))}`.")
+                   f"`{neuron_href(model_name, final.unit_layer, unit, **_neuron_params(chosen))}`.")
+
+
+def _effects_view(model_name: str, final: le.FinalLayer, effects: le.LogitEffects, class_names: list[str],
+                  unit_layer: str, chosen: ChosenInput) -> None:
+    """The clickable logit-effects heatmap (a cell opens its neuron) and the output weights it multiplies."""
+    event = st.plotly_chart(viz.logit_effects_heatmap(effects.effects, effects.activations, class_names, unit_layer),
+                            on_select="rerun", selection_mode="points", key="classify_effects")
+    csv_button("Download logit effects (CSV: one row per class, bias column, and the logit)",
+               _effects_table(effects), "logit_effects.csv", key="classify_dl_effects")
+    st.plotly_chart(viz.output_weights_heatmap(effects.weight, class_names, unit_layer), key="classify_weights")
+    npz_button("Download output weights (NPZ)", {"weight": effects.weight, "bias": effects.bias},
+               "output_weights.npz", key="classify_dl_weights")
+    clicked = viz.clicked_cell(event, final.n_units)
+    if clicked is not None:
+        if clicked[0] == viz.BIAS_UNIT:
+            st.info("That is the bias column: it belongs to no neuron.")
+        else:
+            _open_neuron(model_name, final, clicked[0], chosen)
+
+
+def _important_view(model_name: str, net: MNISTNet, final: le.FinalLayer, effects: le.LogitEffects,
+                    explanation: le.ClassExplanation, cls: int, share_percent: float, chosen: ChosenInput) -> None:
+    """The important units for ``cls`` (a row opens its neuron), their embeddings, and the combined embedding."""
+    important = [u.unit for u in explanation.units]
+    st.markdown(f"#### Important units for class {cls}")
+    st.caption(f"Units whose |effect| on class {cls} is more than {share_percent:g}% of the row's total |effect| "
+               "(bias included), largest first.")
+    if not explanation.units:
+        st.info("No unit passes the threshold: lower it to see more.")
+    else:
+        table = pd.DataFrame({
+            "unit": important,
+            "activation": [u.activation for u in explanation.units],
+            "output weight": [u.output_weight for u in explanation.units],
+            "effect": [u.effect for u in explanation.units],
+            "share %": [100 * u.share for u in explanation.units],
+        })
+        if final.units_are_neurons:
+            table["Neuron Explorer"] = [neuron_href(model_name, final.unit_layer, u, **_neuron_params(chosen))
+                                        for u in important]
+        selection = st.dataframe(
+            table, hide_index=True, key="classify_important_table", height=36 * (len(table) + 1) + 3,
+            on_select="rerun", selection_mode="single-row",
+            column_config={"Neuron Explorer": st.column_config.LinkColumn(display_text="open in a new tab"),
+                           "share %": st.column_config.NumberColumn(format="%.1f")},
+        )
+        st.caption("Select a row to open that neuron in the Neuron Explorer.")
+        rows = selection["selection"]["rows"]
+        if rows:
+            _open_neuron(model_name, final, important[rows[0]], chosen)
+        csv_button("Download important units (CSV)", table, "important_units.csv", key="classify_dl_important")
+
+    view = explanation.pixels
+    if view is None:
+        st.info(f"Input weights, Hadamard embeddings and combined embeddings do not apply here: "
+                f"{explanation.pixels_note}.")
+        return
+    if explanation.units:
+        titles = [f"unit {u.unit}: effect {u.effect:+.3g}" for u in explanation.units]
+        st.plotly_chart(viz.important_units_figure(view.weights, view.maps, titles), key="classify_important_figure")
+        first_layer = final.unit_layer == net.layer_names[0]
+        st.caption(
+            ("Upper tile: the unit's input weights in pixel space. " if first_layer else
+             "Upper tile: the unit's effective pixel weights on this input (its exact gradient with respect to "
+             "the pixels, given which units before it are on). ")
+            + "Lower tile: the input's Hadamard embedding (pixel × weight); it sums, with the unit's effective "
+              "bias, to its pre-activation."
+        )
+        npz_button("Download input weights and embeddings (NPZ)",
+                   {"units": view.units, "input_weights": view.weights, "embeddings": view.maps,
+                    "embedding_bias": view.bias, "image": chosen.image},
+                   "important_unit_embeddings.npz", key="classify_dl_embeddings")
+
+    st.markdown(f"#### Combined embedding for class {cls}")
+    st.caption("Each active unit's embedding times its output weight to this class, summed: the class's logit "
+               "spread over the pixels that produced it (red pushes the logit up, blue down).")
+    top, every = explanation.combined, explanation.combined_all
+    active = int((effects.activations > 0).sum())
+    st.plotly_chart(viz.combined_embeddings_figure(
+        np.stack([top.map, every.map]),
+        [f"the {len(top.units)} important units", f"all {len(every.units)} units ({active} active)"]),
+        key="classify_combined")
+    top_sum, every_sum = top.map.sum(), every.map.sum()
+    st.caption(
+        f"Important units: pixel sum {top_sum:+.4g} + bias term {top.bias:+.4g} = "
+        f"{top_sum + top.bias:+.4g}, their total effect. All units: pixel sum {every_sum:+.4g} + bias "
+        f"term {every.bias:+.4g} + output bias {effects.bias[cls]:+.4g} = "
+        f"{every_sum + every.bias + effects.bias[cls]:+.4g}, the logit of class {cls}."
+    )
+    npz_button("Download combined embeddings (NPZ)",
+               {"important_map": top.map, "important_bias": top.bias, "important_units": top.units,
+                "all_map": every.map, "all_bias": every.bias, "output_bias": effects.bias[cls],
+                "logit": effects.logits[cls]},
+               "combined_embedding.npz", key="classify_dl_combined")
 
 
 st.title("Classification Explorer")
@@ -127,104 +234,24 @@ with summary:
 explanation = le.explain_class(net, chosen.image, effects, cls, share_percent / 100)
 important = [u.unit for u in explanation.units]
 
-st.subheader(f"Activations of {unit_layer}, the final layer's input")
-st.plotly_chart(viz.activations_figure(effects.activations, unit_layer, important), key="classify_activations")
-st.caption(f"Highlighted: the important units for class {cls}.")
-csv_button("Download activations (CSV)",
-           pd.DataFrame({"unit": np.arange(final.n_units), "activation": effects.activations}),
-           "activations.csv", key="classify_dl_activations")
-
-st.subheader("Output weights and logit effects")
-st.plotly_chart(viz.output_weights_heatmap(effects.weight, class_names, unit_layer), key="classify_weights")
-npz_button("Download output weights (NPZ)", {"weight": effects.weight, "bias": effects.bias},
-           "output_weights.npz", key="classify_dl_weights")
-event = st.plotly_chart(viz.logit_effects_heatmap(effects.effects, effects.activations, class_names, unit_layer),
-                        on_select="rerun", selection_mode="points", key="classify_effects")
-csv_button("Download logit effects (CSV: one row per class, bias column, and the logit)",
-           _effects_table(effects), "logit_effects.csv", key="classify_dl_effects")
-clicked = viz.clicked_cell(event, final.n_units)
-if clicked is not None:
-    if clicked[0] == viz.BIAS_UNIT:
-        st.info("That is the bias column: it belongs to no neuron.")
-    else:
-        _open_neuron(model_name, final, clicked[0], chosen)
-
-st.subheader(f"Important units for class {cls}")
-st.caption(
-    f"Units whose |effect| on class {cls} is more than {share_percent:g}% of the row's total |effect| "
-    "(bias included), largest first."
-)
-if not explanation.units:
-    st.info("No unit passes the threshold: lower it to see more.")
-else:
-    table = pd.DataFrame(
-        {
-            "unit": important,
-            "activation": [u.activation for u in explanation.units],
-            "output weight": [u.output_weight for u in explanation.units],
-            "effect": [u.effect for u in explanation.units],
-            "share %": [100 * u.share for u in explanation.units],
-        }
-    )
-    if final.units_are_neurons:
-        table["Neuron Explorer"] = [neuron_href(model_name, final.unit_layer, u, **_input_params(chosen))
-                                    for u in important]
-    selection = st.dataframe(
-        table, hide_index=True, key="classify_important_table", height=36 * (len(table) + 1) + 3,
-        on_select="rerun", selection_mode="single-row",
-        column_config={"Neuron Explorer": st.column_config.LinkColumn(display_text="open in a new tab"),
-                       "share %": st.column_config.NumberColumn(format="%.1f")},
-    )
-    st.caption("Select a row to open that neuron in the Neuron Explorer.")
-    rows = selection["selection"]["rows"]
-    if rows:
-        _open_neuron(model_name, final, important[rows[0]], chosen)
-    csv_button("Download important units (CSV)", table, "important_units.csv", key="classify_dl_important")
-
-view = explanation.pixels
-if view is None:
-    st.info(f"Input weights, Hadamard embeddings and combined embeddings do not apply here: "
-            f"{explanation.pixels_note}.")
-else:
-    if explanation.units:
-        titles = [f"unit {u.unit}: effect {u.effect:+.3g}" for u in explanation.units]
-        st.plotly_chart(viz.important_units_figure(view.weights, view.maps, titles),
-                        key="classify_important_figure")
-        first_layer = final.unit_layer == net.layer_names[0]
-        st.caption(
-            ("Upper tile: the unit's input weights in pixel space. " if first_layer else
-             "Upper tile: the unit's effective pixel weights on this input (its exact gradient with respect to the "
-             "pixels, given which units before it are on). ")
-            + "Lower tile: the input's Hadamard embedding (pixel × weight); it sums, with the unit's effective bias, "
-              "to its pre-activation."
-        )
-        npz_button("Download input weights and embeddings (NPZ)",
-                   {"units": view.units, "input_weights": view.weights, "embeddings": view.maps,
-                    "embedding_bias": view.bias, "image": chosen.image},
-                   "important_unit_embeddings.npz", key="classify_dl_embeddings")
-
-    st.subheader(f"Combined embedding for class {cls}")
-    st.caption(
-        "Each active unit's embedding times its output weight to this class, summed: the class's logit "
-        "spread over the pixels that produced it (red pushes the logit up, blue down)."
-    )
-    top, every = explanation.combined, explanation.combined_all
-    st.plotly_chart(viz.combined_embeddings_figure(
-        np.stack([top.map, every.map]),
-        [f"the {len(top.units)} important units",
-         f"all {len(every.units)} units ({int((effects.activations > 0).sum())} active)"]), key="classify_combined")
-    top_sum, every_sum = top.map.sum(), every.map.sum()
-    st.caption(
-        f"Important units: pixel sum {top_sum:+.4g} + bias term {top.bias:+.4g} = "
-        f"{top_sum + top.bias:+.4g}, their total effect. All units: pixel sum {every_sum:+.4g} + bias "
-        f"term {every.bias:+.4g} + output bias {effects.bias[cls]:+.4g} = "
-        f"{every_sum + every.bias + effects.bias[cls]:+.4g}, the logit of class {cls}."
-    )
-    npz_button("Download combined embeddings (NPZ)",
-               {"important_map": top.map, "important_bias": top.bias,
-                "important_units": top.units, "all_map": every.map,
-                "all_bias": every.bias, "output_bias": effects.bias[cls],
-                "logit": effects.logits[cls]},
-               "combined_embedding.npz", key="classify_dl_combined")
-
-attribution_panels(model_name, net, chosen.image, cls, _input_params(chosen))
+# -- the views: one tab each, and only the open one is computed and drawn ------------------------------
+# (each chart costs the browser about 0.1 s to draw; the whole page at once took over 3 s to appear)
+views = list(VIEWS) + ([EARLIER] if earlier_layers(net) else [])
+tabs = dict(zip(views, st.tabs(views, key=VIEW_KEY, bind="query-params"), strict=True))
+if tabs[EFFECTS].open:
+    with tabs[EFFECTS]:
+        _effects_view(model_name, final, effects, class_names, unit_layer, chosen)
+if tabs[IMPORTANT].open:
+    with tabs[IMPORTANT]:
+        _important_view(model_name, net, final, effects, explanation, cls, share_percent, chosen)
+if tabs[ACTIVATIONS].open:
+    with tabs[ACTIVATIONS]:
+        st.markdown(f"#### Activations of {unit_layer}, the final layer's input")
+        st.plotly_chart(viz.activations_figure(effects.activations, unit_layer, important), key="classify_activations")
+        st.caption(f"Highlighted: the important units for class {cls}.")
+        csv_button("Download activations (CSV)",
+                   pd.DataFrame({"unit": np.arange(final.n_units), "activation": effects.activations}),
+                   "activations.csv", key="classify_dl_activations")
+if EARLIER in tabs and tabs[EARLIER].open:
+    with tabs[EARLIER]:
+        attribution_panels(model_name, net, chosen.image, cls, _input_params(chosen))

@@ -3,7 +3,9 @@
 Deep link: ``/neuron?model=M&layer=L&neuron=U`` (a conv layer's ``neuron`` is a
 channel; optional: ``pos=R,C`` for the channel at one cell of its map,
 ``test_index``/``train_index`` for the input of the on-one-input views,
-``top_k``, ``clusters``, ``explained``, ``show``, ``cluster``). Every number
+``top_k``, ``clusters``, ``explained``, ``show``, ``cluster``, and ``view``: the
+open tab, one of ``ui.links.NEURON_VIEWS``; only the open tab is computed and
+drawn). Every number
 comes from ``mechmnistic.analysis`` (``neurons``, ``connections``, ``conv``,
 ``grounding``, ``atlas``); the sections are drawn by ``ui.neuron_views``.
 """
@@ -21,6 +23,7 @@ from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz import neuron as viz
 from ui import loaders, neuron_data
 from ui import neuron_views as views
+from ui.links import NEURON_VIEW_PARAM, NEURON_VIEWS
 from ui.params import Param, choice_param, int_param, position_param, set_params
 from ui.unit_address import ShownInput
 
@@ -235,63 +238,67 @@ if distribution.firing_fraction == 0:
     st.info("This unit never fires on the training set (a dead unit). Its top examples are the images "
             "on which its pre-activation comes closest to zero from below.")
 
-# -- what it reads and writes ------------------------------------------------------------------------
-if conv:
-    views.filters_section(unit)
-weights_row = st.columns(3)
-with weights_row[0]:
-    if unit.source is not None:
-        views.incoming_section(unit, on_input)
-    elif not conv:
-        views.pixel_weights_section(unit)
-    else:
-        st.markdown("**Reads pixels** through the kernel above: its effective pixel weights on any image are that "
-                    "kernel, placed at the cell.")
-with weights_row[1]:
-    views.outgoing_section(unit)
-with weights_row[2]:
-    st.plotly_chart(viz.activation_histogram(distribution.counts, distribution.edges, distribution.firing_fraction),
-                    key="nx_fig_hist")
-    if conv and position is None:
-        st.caption("Of the channel's maximum pre-activation over the map.")
+# -- the views: one tab each, and only the open one is computed and drawn ------------------------------
+# (every chart costs the browser about 0.1 s to draw; the whole page at once took 3 s to appear)
+reads, one_input, top_tab, clusters_tab = st.tabs(NEURON_VIEWS, key=NEURON_VIEW_PARAM, bind="query-params")
+if reads.open:
+    with reads:
+        if conv:
+            views.filters_section(unit)
+        weights_row = st.columns(3)
+        with weights_row[0]:
+            if unit.source is not None:
+                views.incoming_section(unit, on_input)
+            elif not conv:
+                views.pixel_weights_section(unit)
+            else:
+                st.markdown("**Reads pixels** through the kernel above: its effective pixel weights on any image "
+                            "are that kernel, placed at the cell.")
+        with weights_row[1]:
+            views.outgoing_section(unit)
+        with weights_row[2]:
+            st.plotly_chart(viz.activation_histogram(distribution.counts, distribution.edges,
+                                                     distribution.firing_fraction), key="nx_fig_hist")
+            if conv and position is None:
+                st.caption("Of the channel's maximum pre-activation over the map.")
+        behaviour = st.columns([2, 1])
+        with behaviour[0]:
+            st.plotly_chart(viz.firing_by_class_figure(distribution.firing_by_class), key="nx_fig_classes")
+        with behaviour[1]:
+            similar_by = "kernels" if conv else "input weights"
+            st.markdown(f"**Similar {kind.lower()}s** (cosine of {similar_by})")
+            for rank, (other, cosine) in enumerate(zip(similar_units, similarity, strict=True)):
+                st.button(f"{kind.lower()} {other} · {cosine:+.2f}", key=f"nx_similar_{rank}", on_click=_go_to_unit,
+                          args=(int(other),), help=f"cosine similarity of {similar_by} {cosine:.4f}")
+            st.caption("The address bar always links to exactly this view.")
 
-behaviour = st.columns([2, 1])
-with behaviour[0]:
-    st.plotly_chart(viz.firing_by_class_figure(distribution.firing_by_class), key="nx_fig_classes")
-with behaviour[1]:
-    similar_by = "kernels" if conv else "input weights"
-    st.markdown(f"**Similar {kind.lower()}s** (cosine of {similar_by})")
-    for rank, (other, cosine) in enumerate(zip(similar_units, similarity, strict=True)):
-        st.button(f"{kind.lower()} {other} · {cosine:+.2f}", key=f"nx_similar_{rank}", on_click=_go_to_unit,
-                  args=(int(other),), help=f"cosine similarity of {similar_by} {cosine:.4f}")
-    st.caption("The address bar always links to exactly this view.")
+if one_input.open:
+    with one_input:
+        controls = st.columns([2, 2, 3], vertical_alignment="bottom")
+        controls[0].radio("Image from", (TEST, TRAIN), key="nx_split", horizontal=True, on_change=_input_changed,
+                          format_func=lambda s: f"{s} set")
+        controls[1].number_input("Index", min_value=0, max_value=(9_999 if shown_input.split == TEST else 59_999),
+                                 step=1, key="nx_index", on_change=_input_changed)
+        controls[2].button("Use this unit's top test example", key="nx_follow", on_click=_follow_unit,
+                           disabled=not shown_input.pinned,
+                           help="Without a chosen input, each unit shows its own top test example.")
+        views.on_input_section(unit, on_input)
+        if unit.source is not None:
+            st.markdown(f"**Which {unit.source} units built this** (activation × weight on this input)")
+            views.upstream_section(unit, on_input)
 
+if top_tab.open:
+    with top_tab:
+        views.top_examples_section(unit, top, clusters, params, shown)
 
-# -- one input -----------------------------------------------------------------------------------
-st.subheader("On one input")
-controls = st.columns([2, 2, 3], vertical_alignment="bottom")
-controls[0].radio("Image from", (TEST, TRAIN), key="nx_split", horizontal=True, on_change=_input_changed,
-                  format_func=lambda s: f"{s} set")
-controls[1].number_input("Index", min_value=0, max_value=(9_999 if shown_input.split == TEST else 59_999), step=1,
-                         key="nx_index", on_change=_input_changed)
-controls[2].button("Use this unit's top test example", key="nx_follow", on_click=_follow_unit,
-                   disabled=not shown_input.pinned,
-                   help="Without a chosen input, each unit shows its own top test example.")
-views.on_input_section(unit, on_input)
-if unit.source is not None:
-    st.markdown(f"**Which {unit.source} units built this** (activation × weight on this input)")
-    views.upstream_section(unit, on_input)
-
-# -- top examples and feature clusters --------------------------------------------------------------
-st.subheader("Top examples")
-views.top_examples_section(unit, top, clusters, params, shown)
-st.subheader("Feature clusters")
-table = views.clusters_section(unit, top, clusters, params)
-cluster_names = list(table["cluster"])
-cluster_param = choice_param("cluster", cluster_names, cluster_names[0])
-if cluster_param.problem:
-    st.warning(cluster_param.problem)
-st.session_state["nx_cluster"] = cluster_param.value
-chosen = st.selectbox("Members of cluster", cluster_names, key="nx_cluster",
-                      on_change=lambda: set_params(cluster=st.session_state["nx_cluster"]))
-views.members_figure(top, clusters, params, chosen, shown)
+if clusters_tab.open:
+    with clusters_tab:
+        table = views.clusters_section(unit, top, clusters, params)
+        cluster_names = list(table["cluster"])
+        cluster_param = choice_param("cluster", cluster_names, cluster_names[0])
+        if cluster_param.problem:
+            st.warning(cluster_param.problem)
+        st.session_state["nx_cluster"] = cluster_param.value
+        chosen = st.selectbox("Members of cluster", cluster_names, key="nx_cluster",
+                              on_change=lambda: set_params(cluster=st.session_state["nx_cluster"]))
+        views.members_figure(top, clusters, params, chosen, shown)

@@ -8,8 +8,9 @@ URL contracts (``model`` is always the zoo name):
 
 * Neuron Explorer    ``/neuron?model=M&layer=L&neuron=U`` (conv channels: ``neuron`` is the channel; optional
   ``pos=R,C`` for the channel at one cell of its map, and ``test_index=I`` or ``train_index=I`` for the input
-  its on-one-input views show)
-* Classification     ``/classify?model=M&test_index=I`` (or ``train_index=I`` for a training image)
+  its on-one-input views show; ``view=`` one of ``NEURON_VIEWS``, the open tab)
+* Classification     ``/classify?model=M&test_index=I`` (or ``train_index=I`` for a training image; ``panel=`` one
+  of ``CLASSIFY_VIEWS`` or ``EARLIER``, the open tab)
 * Activation geometry ``/geometry?model=M&layer=L&color=...&dirs=...`` and Feature visualisation
   ``/features?model=M&layer=L&target=units&units=...`` (or ``target=directions&dirs=...``)
 * Ablations          ``/ablations?model=M&...`` and Hypothesis & scrubbing ``/hypothesis?model=M&...``, both
@@ -28,6 +29,13 @@ ABLATIONS_PAGE = "app_pages/ablations.py"
 HYPOTHESIS_PAGE = "app_pages/hypothesis.py"
 GEOMETRY_PAGE = "app_pages/geometry.py"
 FEATURES_PAGE = "app_pages/feature_viz.py"
+# The tabs of the two explorers: only the open one is computed and drawn, and the URL names it.
+NEURON_VIEW_PARAM = "view"
+READS, ON_INPUT, TOP_EXAMPLES, CLUSTERS = "Weights and firing", "On one input", "Top examples", "Feature clusters"
+NEURON_VIEWS = (READS, ON_INPUT, TOP_EXAMPLES, CLUSTERS)
+CLASSIFY_VIEW_PARAM = "panel"  # not "view": a widget key, and session state is shared between pages
+EFFECTS, IMPORTANT, ACTIVATIONS, EARLIER = "Logit effects", "Important units", "Activations", "Earlier layers"
+CLASSIFY_VIEWS = (EFFECTS, IMPORTANT, ACTIVATIONS)  # and EARLIER for a model with earlier hidden layers
 URL_PATHS = {NEURON_PAGE: "neuron", CLASSIFY_PAGE: "classify", ABLATIONS_PAGE: "ablations",
              HYPOTHESIS_PAGE: "hypothesis", GEOMETRY_PAGE: "geometry", FEATURES_PAGE: "features"}
 
@@ -44,9 +52,9 @@ def go_to(page: str, **params: object) -> None:
 
 
 def neuron_href(model: str, layer: str, neuron: int, pos: tuple[int, int] | None = None,
-                test_index: int | None = None, train_index: int | None = None) -> str:
+                test_index: int | None = None, train_index: int | None = None, view: str | None = None) -> str:
     return href(NEURON_PAGE, model=model, layer=layer, neuron=neuron, pos=None if pos is None else f"{pos[0]},{pos[1]}",
-                test_index=test_index, train_index=train_index)
+                test_index=test_index, train_index=train_index, view=view)
 
 
 def classify_href(model: str, test_index: int | None = None, train_index: int | None = None) -> str:
