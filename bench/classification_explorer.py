@@ -1,8 +1,9 @@
 """Classification Explorer benchmark: a real `streamlit run` driven by headless Chromium, warm cache.
 
 Measures, for ``mlp-1x64``, the time from the user's action to the finished
-page (the script has finished, nothing is pending, and every Plotly chart is
-drawn in the browser):
+page (``common.PAGE_FINISHED_JS``: the script has finished, nothing is
+pending or still a loading skeleton, and every Plotly chart is drawn in the
+browser), on the page's default tab (logit effects):
 
 * ``deep_link_load_s``: a new visitor opens ``/classify?model=mlp-1x64&test_index=I``;
 * ``change_example_s``: typing another test index (Enter) on the open page;
@@ -17,100 +18,23 @@ resident memory (``VmHWM``). Run: ``python -m bench.classification_explorer``.
 
 from __future__ import annotations
 
-import os
-import socket
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
-from .common import save
+from .common import CHROMIUM_ARGS, peak_memory_mb, running_app, save, server_cpu_s, wait_until_finished
 
-REPO = Path(__file__).resolve().parents[1]
 MODEL = "mlp-1x64"
 REPEATS = 5
 TEST_INDICES = [8, 1234, 4321, 77, 9001, 2500]
 TARGETS = {"deep_link_load_s": 2.5, "change_example_s": 1.7, "rerun_after_stroke_s": 1.5, "server_peak_mb": 1024}
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
-#: Charts on the page for a test example of mlp-1x64 (input, logits, probabilities, activations, output
-#: weights, logit effects, important units, combined embeddings).
-CHARTS = 8
+#: Charts on the page for a test example of mlp-1x64, default tab (input, logits, probabilities, logit
+#: effects, output weights).
+CHARTS = 5
 
-# True when the script has finished, nothing is pending, ``text`` is on the page and every chart is drawn.
-_FINISHED_JS = """
-([text, charts]) => {
-  const app = document.querySelector("[data-testid='stApp']");
-  if (!app || app.getAttribute("data-test-script-state") !== "notRunning") return false;
-  if (document.querySelector("[data-testid='stStatusWidget']")) return false;
-  if (!document.body.innerText.includes(text)) return false;
-  const drawn = [...document.querySelectorAll("[data-testid='stPlotlyChart']")]
-    .filter(chart => chart.querySelector(".main-svg"));
-  return drawn.length >= charts;
-}
-"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextmanager
-def running_app(env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """A `streamlit run app.py` on a free port, with ``env`` added to this process's environment (by default
-    none: the default, warm analysis cache); yields (base URL, pid)."""
-    port = _free_port()
-    log = tempfile.NamedTemporaryFile("w", prefix="bench-streamlit-", suffix=".log", delete=False)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.fileWatcherType", "none"],
-        cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                    break
-            except OSError:
-                pass
-            if process.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"streamlit did not start; see {log.name}")
-            time.sleep(0.3)
-        yield base, process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-
-
-def server_cpu_s(pid: int) -> float:
-    """User + system CPU seconds the process has used (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_memory_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc status")
 
 
 def _wait_finished(page, text: str, charts: int = CHARTS) -> None:
-    page.wait_for_function(_FINISHED_JS, arg=[text, charts], polling=25, timeout=120_000)
+    wait_until_finished(page, text, charts)
 
 
 def _measure(pid: int, action, finished) -> tuple[float, float]:

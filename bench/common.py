@@ -1,4 +1,4 @@
-"""Small helpers shared by the benchmarks: timing, peak memory, machine info, results."""
+"""Small helpers shared by the benchmarks: timing, peak memory, machine info, results, and a running app."""
 
 from __future__ import annotations
 
@@ -6,13 +6,42 @@ import json
 import os
 import platform
 import resource
+import socket
+import subprocess
+import sys
+import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).resolve().parent / "results"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+
+#: A page is finished when its script has run, nothing is pending, no element is still a loading skeleton
+#: (Streamlit draws widgets and charts whose code loads lazily as skeletons first: a page without them is not
+#: yet what the user sees), ``text`` is in the main area, and at least ``charts`` Plotly charts are there, all
+#: drawn. Argument: ``[text, charts]``.
+PAGE_FINISHED_JS = """
+([text, charts]) => {
+  const app = document.querySelector("[data-testid='stApp']");
+  if (!app || app.getAttribute("data-test-script-state") !== "notRunning") return false;
+  if (document.querySelector("[data-testid='stStatusWidget'], [data-testid='stSkeleton']")) return false;
+  const main = document.querySelector("[data-testid='stMain']");
+  if (!main || !main.innerText.includes(text)) return false;
+  const all = [...document.querySelectorAll("[data-testid='stPlotlyChart']")];
+  return all.length >= charts && all.every(chart => chart.querySelector(".main-svg"));
+}
+"""
+
+
+def wait_until_finished(page, text: str, charts: int) -> None:
+    """Block until ``page`` (Playwright, sync) is finished as ``PAGE_FINISHED_JS`` says."""
+    page.wait_for_function(PAGE_FINISHED_JS, arg=[text, charts], polling=25, timeout=120_000)
 
 
 @contextmanager
@@ -42,3 +71,57 @@ def save(name: str, result: dict) -> Path:
     path.write_text(json.dumps({"machine": machine(), **result}, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_app(env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
+    """A `streamlit run app.py` on a free port, with ``env`` added to this process's environment (by default
+    none: the default, warm analysis cache); yields (base URL, pid)."""
+    port = _free_port()
+    log = tempfile.NamedTemporaryFile("w", prefix="bench-streamlit-", suffix=".log", delete=False)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--server.fileWatcherType", "none"],
+        cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                pass
+            if process.poll() is not None or time.time() > deadline:
+                raise RuntimeError(f"streamlit did not start; see {log.name}")
+            time.sleep(0.3)
+        yield base, process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        log.close()
+
+
+def server_cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_memory_mb(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM, MiB)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc status")

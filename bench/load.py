@@ -72,8 +72,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from .classification_explorer import CHROMIUM_ARGS, REPO, running_app
-from .common import save
+from .common import CHROMIUM_ARGS, REPO, running_app, save
 
 SESSIONS = 20
 SECONDS = 60.0

@@ -4,12 +4,15 @@
   ``mlp-1x64`` from an empty cache (activations over the training set
   included), in a fresh process.
 * ``browser``: a real ``streamlit run`` driven by headless Chromium, warm
-  cache. *Deep link*: from navigation to a finished page (script done and
-  every Plotly chart drawn) in a new tab; the model zoo page's load is given
-  for comparison (what opening any page of the app costs on the machine).
-  *Switch*: from clicking "Next" to the next neuron's finished page, clicking
-  through neurons in one tab; the first switch after the load is reported
-  apart. Medians over several repeats.
+  cache, for each of the page's tabs (``view=``; the headline figures are the
+  first tab's, which a link without ``view`` opens). *Deep link*: from
+  navigation to a finished page (``common.PAGE_FINISHED_JS``: script done,
+  nothing pending or still a loading skeleton, the unit's header there and
+  all the tab's Plotly charts drawn) in a new browser tab; the model zoo
+  page's load is given for comparison (what opening any page of the app
+  costs on the machine). *Switch*: from clicking "Next" to the next neuron's
+  finished page, clicking through neurons on one tab; the first switch after
+  the load is reported apart. Medians over several repeats.
 * ``server_compute``: the same two script runs through Streamlit's AppTest,
   which is the server's share of the time without the browser; and
   ``server_compute_deep``, the same for a deeper MLP layer, conv channels and
@@ -24,23 +27,22 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from pathlib import Path
+from urllib.parse import quote_plus
 
-from .common import save
+from .common import CHROMIUM_ARGS, REPO, peak_memory_mb, running_app, save, wait_until_finished
 
-REPO = Path(__file__).resolve().parents[1]
 MODEL, LAYER, START_NEURON = "mlp-1x64", "layers.0", 5
 DEEP_UNITS = [("mlp-2x64", "layers.1"), ("cnn-digits", "conv1"), ("cnn-digits", "conv2"), ("challenge-cnn", "fc1")]
 REPEATS = 5
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-dev-shm-usage"]
+#: The page's tabs (``ui.links.NEURON_VIEWS``) and the charts each draws for an mlp-1x64 neuron: input and output
+#: weights, histogram, firing by digit | the input, its effective weights and embedding | the examples mosaic |
+#: the cluster mosaic, the digits per cluster, the members mosaic.
+TAB_CHARTS = {"Weights and firing": 4, "On one input": 3, "Top examples": 1, "Feature clusters": 3}
 
 _FIRST_ANALYSIS = """
 import json, sys, time
@@ -84,92 +86,65 @@ def _python(code: str, *args: str, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _unit_header(neuron: int) -> str:
+    return f"{LAYER} · neuron {neuron}"
 
 
-def _start_server(env: dict, log) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.fileWatcherType", "none"], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while True:
-        try:
-            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                return process, base
-        except OSError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            raise RuntimeError("streamlit did not start")
-        time.sleep(0.3)
+def _timed_load(context, address: str, neuron: int, charts: int) -> float:
+    """Seconds from navigating a new tab to ``address`` until the page is finished."""
+    page = context.new_page()
+    start = time.perf_counter()
+    page.goto(address)
+    wait_until_finished(page, _unit_header(neuron), charts)
+    seconds = time.perf_counter() - start
+    page.close()
+    return seconds
 
 
-def _peak_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError("no VmHWM")
-
-
-def _finished(page, neuron: int | None = None) -> None:
-    """Wait until the script has run (for ``neuron``, when given) and every Plotly chart is drawn."""
-    page.wait_for_function(
-        """(neuron) => {
-            const app = document.querySelector("[data-testid='stApp']");
-            if (!app || app.getAttribute('data-test-script-state') !== 'notRunning') return false;
-            if (document.querySelector("[data-testid='stStatusWidget']")) return false;
-            const header = neuron === null ||
-                [...document.querySelectorAll('h2')].some(h => h.innerText.includes('neuron ' + neuron));
-            const charts = [...document.querySelectorAll("[data-testid='stPlotlyChart']")];
-            return header && charts.every(chart => chart.querySelector('.main-svg'));
-        }""",
-        arg=neuron, timeout=120_000, polling="raf",
-    )
-    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
+def _tab(context, base: str, view: str, charts: int) -> dict:
+    """Deep link to the view's tab, then switches with "Next" on it; medians (and all samples)."""
+    url = f"{base}/neuron?model={MODEL}&layer={LAYER}&neuron={START_NEURON}&view={quote_plus(view)}"
+    loads = [_timed_load(context, url, START_NEURON, charts) for _ in range(REPEATS)]
+    page = context.new_page()
+    page.goto(url)
+    wait_until_finished(page, _unit_header(START_NEURON), charts)
+    switches = []
+    for step in range(1, REPEATS + 2):
+        start = time.perf_counter()
+        page.get_by_role("button", name="Next ▶").click()
+        page.wait_for_url(f"**neuron={START_NEURON + step}**")
+        wait_until_finished(page, _unit_header(START_NEURON + step), charts)
+        switches.append(time.perf_counter() - start)
+    page.close()
+    return {"deep_link_s": round(statistics.median(loads), 3), "switch_s": round(statistics.median(switches[1:]), 3),
+            "first_switch_after_load_s": round(switches[0], 3),
+            "deep_link_all_s": [round(v, 3) for v in loads], "switch_all_s": [round(v, 3) for v in switches[1:]]}
 
 
 def _browser(base: str) -> dict:
+    """Every tab of the page (the first is what a link without ``view`` opens), and the zoo page."""
     from playwright.sync_api import sync_playwright
-
-    url = f"{base}/neuron?model={MODEL}&layer={LAYER}&neuron={START_NEURON}"
-
-    def timed_load(browser, address: str, neuron: int | None) -> float:
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        start = time.perf_counter()
-        page.goto(address)
-        _finished(page, neuron)
-        seconds = time.perf_counter() - start
-        page.close()
-        return seconds
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        timed_load(browser, url, START_NEURON)  # warms the server's caches and the browser's copy of the app
-        loads = [timed_load(browser, url, START_NEURON) for _ in range(REPEATS)]
-        # The same for the model zoo page: what any page of this app costs to open here.
-        zoo_loads = [timed_load(browser, f"{base}/?model={MODEL}", None) for _ in range(REPEATS)]
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
-        _finished(page, START_NEURON)
-        switches = []
-        for step in range(1, REPEATS + 2):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        for view, charts in TAB_CHARTS.items():  # warms the server's caches and the browser's copy of the app
+            _timed_load(context, f"{base}/neuron?model={MODEL}&layer={LAYER}&neuron={START_NEURON}"
+                                 f"&view={quote_plus(view)}", START_NEURON, charts)
+        tabs = {view: _tab(context, base, view, charts) for view, charts in TAB_CHARTS.items()}
+        # What opening any page of this app costs on the machine: the model zoo (text, tables, no chart).
+        zoo = []
+        for _ in range(REPEATS):
+            page = context.new_page()
             start = time.perf_counter()
-            page.get_by_role("button", name="Next ▶").click()
-            page.wait_for_url(f"**neuron={START_NEURON + step}**")
-            _finished(page, START_NEURON + step)
-            switches.append(time.perf_counter() - start)
+            page.goto(f"{base}/?model={MODEL}")
+            wait_until_finished(page, "Model zoo", 0)
+            zoo.append(time.perf_counter() - start)
+            page.close()
         browser.close()
-    return {"deep_link_s": round(statistics.median(loads), 3),
-            "switch_s": round(statistics.median(switches[1:]), 3),
-            "first_switch_after_load_s": round(switches[0], 3),
-            "zoo_page_load_s": round(statistics.median(zoo_loads), 3),
-            "deep_link_all_s": [round(v, 3) for v in loads], "switch_all_s": [round(v, 3) for v in switches[1:]]}
+    default = tabs[next(iter(TAB_CHARTS))]
+    return {"deep_link_s": default["deep_link_s"], "switch_s": default["switch_s"],
+            "zoo_page_load_s": round(statistics.median(zoo), 3), "tabs": tabs}
 
 
 def main() -> None:
@@ -184,17 +159,9 @@ def main() -> None:
             f"{model} {layer}": _python(_SERVER_COMPUTE, str(REPO / "app.py"), str(REPEATS), model, layer,
                                         str(START_NEURON), env=env)
             for model, layer in DEEP_UNITS}
-        with open(Path(cache) / "streamlit.log", "w") as log:
-            process, base = _start_server(env, log)
-            try:
-                result["browser"] = _browser(base)
-                result["server_peak_mb"] = _peak_mb(process.pid)
-            finally:
-                process.terminate()
-                try:
-                    process.wait(10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
+        with running_app(env) as (base, pid):
+            result["browser"] = _browser(base)
+            result["server_peak_mb"] = round(peak_memory_mb(pid), 1)
     result["load_average_1m"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     result["targets"] = {"switch_s": 0.8, "deep_link_s": 1.0, "server_peak_mb": 1024, "first_analysis_s": 10,
                          "server_switch_s": 0.5}
