@@ -29,6 +29,7 @@ from ui.example_picker import ChosenInput, pick_input
 from ui.links import ACTIVATIONS, EARLIER, EFFECTS, IMPORTANT, NEURON_PAGE, ON_INPUT, go_to, neuron_href
 from ui.links import CLASSIFY_VIEW_PARAM as VIEW_KEY
 from ui.links import CLASSIFY_VIEWS as VIEWS
+from ui.params import choice_param
 
 CLASS_KEY = "classify_class"
 SHARE_KEY = "classify_share_percent"
@@ -237,6 +238,8 @@ important = [u.unit for u in explanation.units]
 # -- the views: one tab each, and only the open one is computed and drawn ------------------------------
 # (each chart costs the browser about 0.1 s to draw; the whole page at once took over 3 s to appear)
 views = list(VIEWS) + ([EARLIER] if earlier_layers(net) else [])
+if (bad_view := choice_param(VIEW_KEY, views, None).problem) is not None:  # the tabs drop it from the URL
+    st.warning(bad_view)
 tabs = dict(zip(views, st.tabs(views, key=VIEW_KEY, bind="query-params"), strict=True))
 if tabs[EFFECTS].open:
     with tabs[EFFECTS]:

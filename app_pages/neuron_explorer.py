@@ -67,8 +67,9 @@ top_k_param = int_param("top_k", 10, MAX_TOP_K, DEFAULT_TOP_K)
 clusters_param = choice_param("clusters", CLUSTER_CHOICES, AUTO)
 explained_param = int_param("explained", 5, 95, DEFAULT_EXPLAINED_PCT)
 show_param = int_param("show", 4, 64, DEFAULT_SHOW)
+view_param = choice_param(NEURON_VIEW_PARAM, list(NEURON_VIEWS), None)  # the tabs drop a bad one from the URL
 for param in (layer_param, neuron_param, pos_param, test_param, train_param, top_k_param, clusters_param,
-              explained_param, show_param):
+              explained_param, show_param, view_param):
     if param.problem:
         problems.append(param.problem)
 if test_param.value is not None and train_param.value is not None:
@@ -215,6 +216,11 @@ try:
 except MechMNISTicError as error:
     st.error(str(error))
     st.stop()
+cluster_names = [f"C{c}" for c in range(len(clusters.stats.sizes))]
+cluster_param = choice_param("cluster", cluster_names, cluster_names[0])
+if cluster_param.problem:  # checked whichever tab is open, and dropped so it is said once
+    st.warning(cluster_param.problem)
+    st.query_params.pop("cluster", None)
 
 st.header(unit.name)
 bias = float(model.layer(layer).bias.detach()[unit_index])
@@ -293,11 +299,7 @@ if top_tab.open:
 
 if clusters_tab.open:
     with clusters_tab:
-        table = views.clusters_section(unit, top, clusters, params)
-        cluster_names = list(table["cluster"])
-        cluster_param = choice_param("cluster", cluster_names, cluster_names[0])
-        if cluster_param.problem:
-            st.warning(cluster_param.problem)
+        views.clusters_section(unit, top, clusters, params)
         st.session_state["nx_cluster"] = cluster_param.value
         chosen = st.selectbox("Members of cluster", cluster_names, key="nx_cluster",
                               on_change=lambda: set_params(cluster=st.session_state["nx_cluster"]))
