@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -17,6 +18,7 @@ from mechmnistic.analysis.atlas import AtlasParameters, atlas_is_cached
 from mechmnistic.analysis.connections import upstream_contributions
 from mechmnistic.analysis.conv import feature_maps, pooled_cell_positions
 from mechmnistic.analysis.neurons import input_weights, similar_neurons, top_examples
+from ui.links import CLUSTERS, NEURON_VIEW_PARAM, NEURON_VIEWS, ON_INPUT, READS, TOP_EXAMPLES
 
 from .conftest import assert_no_exception, wait_for_app
 from .test_import_page import _session, _upload, digit_mlp_bytes  # noqa: F401 (a fixture)
@@ -40,6 +42,28 @@ def open_page(**params: str) -> AppTest:
     at.switch_page(PAGE)
     at.query_params.update(params)
     return at.run()
+
+
+def open_tab(at: AppTest, view: str) -> AppTest:
+    """Open the page's tab ``view`` and re-run, as a click on it does (only the open tab is computed and drawn).
+
+    A tab other than the first is named in the URL; the first, the default, leaves the URL, so there only
+    the tabs' own state can name it.
+    """
+    if view == READS:
+        at.query_params.pop(NEURON_VIEW_PARAM, None)
+        at.session_state[NEURON_VIEW_PARAM] = view
+    else:
+        at.query_params[NEURON_VIEW_PARAM] = view
+    return at.run()
+
+
+def keys(elements) -> set[str]:
+    return {element.key for element in elements}
+
+
+def chart_keys(at: AppTest) -> set[str]:
+    return keys(at.get("plotly_chart"))
 
 
 def shown_unit(at: AppTest) -> str:
@@ -71,13 +95,17 @@ def test_first_visit_computes_the_atlas_then_a_deep_link_reproduces_the_view(cac
     assert shown_unit(at) == "layers.0 · neuron 17"
     assert at.number_input(key="nx_neuron").value == 17
     assert at.query_params["neuron"] == "17" and at.query_params["layer"] == "layers.0"
-    gap = next(c.value for c in at.caption if "largest difference" in c.value)
-    assert float(gap.rsplit(": ", 1)[1].rstrip(").")) < 1e-4, "embedding sums + bias = pre-activations, shown"
+    assert NEURON_VIEW_PARAM not in at.query_params, "the first tab is the default: the URL need not name it"
     shown = decoded(figure(at, "nx_fig_in")["data"][0]["z"]).reshape(28, 28)
     np.testing.assert_allclose(shown, input_weights(model, "layers.0", 17).weights, rtol=1e-6)
     expected, _ = similar_neurons(model, "layers.0", 17)
     assert [at.button(key=f"nx_similar_{rank}").label.split(" ·")[0] for rank in range(5)] == \
         [f"neuron {u}" for u in expected]
+    open_tab(at, TOP_EXAMPLES)
+    assert not at.exception and at.query_params[NEURON_VIEW_PARAM] == TOP_EXAMPLES
+    gap = next(c.value for c in at.caption if "largest difference" in c.value)
+    assert float(gap.rsplit(": ", 1)[1].rstrip(").")) < 1e-4, "embedding sums + bias = pre-activations, shown"
+    open_tab(at, READS)
     at.button(key="nx_similar_0").click().run()
     assert shown_unit(at) == f"layers.0 · neuron {expected[0]}" and at.query_params["neuron"] == str(expected[0])
     assert not at.warning
@@ -132,7 +160,7 @@ def test_empty_parameters_mean_the_defaults(cache_dir):
 
 
 def test_cluster_controls_change_the_clusters_and_the_url(cache_dir, bundled):
-    at = open_page(model="mlp-1x64", layer="layers.0", neuron="4", top_k="60", clusters="4")
+    at = open_page(model="mlp-1x64", layer="layers.0", neuron="4", top_k="60", clusters="4", view=CLUSTERS)
     assert not at.exception and not at.warning
     assert len(at.dataframe[0].value) == 4
     assert atlas_is_cached(bundled("mlp-1x64"), "layers.0", AtlasParameters(top_k=60, n_clusters=4))
@@ -142,6 +170,42 @@ def test_cluster_controls_change_the_clusters_and_the_url(cache_dir, bundled):
     assert at.query_params["cluster"] == "C1"
     at.button(key="nx_next").click().run()
     assert "cluster" not in at.query_params, "another neuron: the chosen cluster no longer applies"
+
+
+# Each tab's charts for a first-layer MLP neuron: what a tab computes it draws, so these name what ran.
+MLP_CHARTS = {
+    READS: {"nx_fig_in", "nx_fig_out", "nx_fig_hist", "nx_fig_classes"},
+    ON_INPUT: {"nx_fig_input", "nx_fig_weff", "nx_fig_embedding"},
+    TOP_EXAMPLES: {"nx_fig_top"},
+    CLUSTERS: {"nx_fig_clusters", "nx_fig_cluster_classes", "nx_fig_members"},
+}
+
+
+def test_only_the_open_tab_is_computed_and_its_name_stays_in_the_url(cache_dir):
+    at = open_page(model="mlp-1x64", layer="layers.0", neuron="5")
+    assert [tab.label for tab in at.tabs] == list(NEURON_VIEWS)
+    assert NEURON_VIEW_PARAM not in at.query_params, "the first tab is the default: the URL need not name it"
+    for view in NEURON_VIEWS:
+        if view != READS:
+            open_tab(at, view)
+            assert at.query_params[NEURON_VIEW_PARAM] == view
+        assert not at.exception and not at.warning
+        assert chart_keys(at) == MLP_CHARTS[view], view
+        assert ("nx_similar_0" in keys(at.button)) == (view == READS)
+        assert ("nx_index" in keys(at.number_input)) == (view == ON_INPUT)
+        assert any("largest difference" in c.value for c in at.caption) == (view == TOP_EXAMPLES)
+        assert ("nx_cluster" in keys(at.selectbox)) == (view == CLUSTERS)
+        assert len(at.dataframe) == (1 if view == CLUSTERS else 0), "the clusters' table only"
+    at.button(key="nx_next").click().run()
+    assert shown_unit(at) == "layers.0 · neuron 6" and at.query_params["neuron"] == "6"
+    assert at.query_params[NEURON_VIEW_PARAM] == CLUSTERS and chart_keys(at) == MLP_CHARTS[CLUSTERS], \
+        "another unit, the same tab"
+
+
+def test_an_unknown_tab_opens_the_first_and_leaves_the_url(cache_dir):
+    at = open_page(model="mlp-1x64", layer="layers.0", neuron="5", view="<no such tab>")
+    assert not at.exception and chart_keys(at) == MLP_CHARTS[READS]
+    assert NEURON_VIEW_PARAM not in at.query_params
 
 
 def caption_with(at: AppTest, text: str) -> str:
@@ -165,6 +229,8 @@ def test_a_conv_channel_by_deep_link(cache_dir, bundled, mnist_test):
     weights = model.get_submodule("conv2").weight.detach().numpy()[6]  # [8, 3, 3]
     np.testing.assert_allclose(np.sort(kernels[~np.isnan(kernels)]), np.sort(weights.ravel()), rtol=1e-6)
     # With no input in the URL, the page shows the channel's top test example, and its map there.
+    open_tab(at, ON_INPUT)
+    assert not at.exception and not at.warning
     test_max = layer_activations(model, "conv2", "test").pre[:, 6]
     index = int(np.argmax(test_max))
     assert at.number_input(key="nx_index").value == index and at.radio(key="nx_split").value == "test"
@@ -174,16 +240,21 @@ def test_a_conv_channel_by_deep_link(cache_dir, bundled, mnist_test):
     row, col = np.unravel_index(np.argmax(pre_map), pre_map.shape)
     (box,) = shown_map["layout"]["shapes"]
     assert (box["x0"] + 0.5, box["y0"] + 0.5) == (col, row), "the cell where the unit is taken is outlined"
+    assert "Which conv1 units built this" in " ".join(m.value for m in at.markdown)
     # Top examples: one receptive-field box per tile, digits and embeddings alike.
+    open_tab(at, TOP_EXAMPLES)
+    assert not at.exception and not at.warning
     top = figure(at, "nx_fig_top")
     assert len(top["layout"]["shapes"]) == 2 * 16
     assert float(caption_with(at, "largest difference over the").rsplit(": ", 1)[1].split(")")[0]) < 1e-4
+    open_tab(at, CLUSTERS)
+    assert not at.exception and not at.warning
     assert "8x8-pixel receptive field" in caption_with(at, "grouped by the direction")
-    assert "Which conv1 units built this" in " ".join(m.value for m in at.markdown)
 
 
 def test_a_channel_at_a_position(cache_dir, bundled):
-    at = open_page(model="cnn-digits", layer="conv1", neuron="3", pos="12,9", top_k="60", test_index="4")
+    at = open_page(model="cnn-digits", layer="conv1", neuron="3", pos="12,9", top_k="60", test_index="4",
+                   view=ON_INPUT)
     assert not at.exception and not at.warning
     assert shown_unit(at) == "conv1 · channel 3 at (12, 9)"
     assert at.radio(key="nx_at").value == "one position"
@@ -227,7 +298,7 @@ def test_an_upstream_bar_opens_that_unit_on_the_same_input(cache_dir, bundled, m
 
 
 def test_which_upstream_units_built_it_adds_up_and_links_on(cache_dir, bundled, mnist_test):
-    at = open_page(model="mlp-2x64", layer="layers.1", neuron="12", test_index="3")
+    at = open_page(model="mlp-2x64", layer="layers.1", neuron="12", test_index="3", view=ON_INPUT)
     parts = upstream_contributions(bundled("mlp-2x64"), "layers.1", 12, mnist_test.images[3])
     table = next(df.value for df in at.dataframe if "activation × weight" in df.value.columns)
     order = parts.order()[:20]
@@ -259,7 +330,7 @@ def test_a_cnn_fc_unit_opens_conv_channels_where_they_fed_it(cache_dir, bundled,
 
 def test_the_shown_input_is_pinned_by_the_url_and_released_by_its_button(cache_dir, bundled):
     test_pre = layer_activations(bundled("mlp-2x64"), "layers.1", "test").pre
-    at = open_page(model="mlp-2x64", layer="layers.1", neuron="2")
+    at = open_page(model="mlp-2x64", layer="layers.1", neuron="2", view=ON_INPUT)
     assert at.number_input(key="nx_index").value == int(np.argmax(test_pre[:, 2])), "the unit's top test example"
     assert "test_index" not in at.query_params and at.button(key="nx_follow").disabled
     at.number_input(key="nx_index").set_value(41).run()
@@ -280,10 +351,15 @@ def test_the_shown_input_is_pinned_by_the_url_and_released_by_its_button(cache_d
 ])
 def test_every_hidden_layer_of_every_bundled_model(cache_dir, name, layer):
     at = open_page(model=name, layer=layer, neuron="1", top_k="60")
-    assert not at.exception and not at.warning, [w.value for w in at.warning]
-    assert shown_unit(at).startswith(f"{layer} · ")
-    assert float(caption_with(at, "largest difference over the").rsplit(": ", 1)[1].split(")")[0]) < 1e-4
-    assert float(caption_with(at, "Embedding sum").split("difference ")[1].split(")")[0]) < 1e-4
+    for view in NEURON_VIEWS:  # each tab draws only its own sections: every one must run on every layer
+        if view != READS:  # the first tab is open already
+            open_tab(at, view)
+        assert not at.exception and not at.warning, (view, [w.value for w in at.warning])
+        assert shown_unit(at).startswith(f"{layer} · ")
+        if view == TOP_EXAMPLES:
+            assert float(caption_with(at, "largest difference over the").rsplit(": ", 1)[1].split(")")[0]) < 1e-4
+        if view == ON_INPUT:
+            assert float(caption_with(at, "Embedding sum").split("difference ")[1].split(")")[0]) < 1e-4
 
 
 def test_mlp_2x64_first_layer(cache_dir):
@@ -305,6 +381,8 @@ def test_a_deeper_layer_by_deep_link(cache_dir, bundled):
     at.slider(key="nx_bars").set_value(60).run()
     bars = figure(at, "nx_in_bars_layers-1_3")["data"][0]
     np.testing.assert_allclose(decoded(bars["x"]), weights[:60], rtol=1e-6)
+    open_tab(at, TOP_EXAMPLES)
+    assert not at.exception and not at.warning
     gap = next(c.value for c in at.caption if "largest difference" in c.value)
     assert float(gap.rsplit(": ", 1)[1].rstrip(").")) < 1e-4, "embedding sums + effective bias = pre-activations"
     at.selectbox(key="nx_layer").set_value("layers.0").run()
@@ -328,6 +406,30 @@ def header_text(page) -> str:
     return page.locator("h2").first.inner_text()
 
 
+def in_url(view: str) -> str:
+    """The query parameter naming tab ``view``, as it reads in the address bar."""
+    return urlencode({NEURON_VIEW_PARAM: view})
+
+
+def url_with(**params: str):
+    """A test that a URL holds ``params`` in any order (seen rewritten in another order after a tab's
+    parameter has come and gone)."""
+    return lambda url: params.items() <= {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}.items()
+
+
+def tab(page, view: str):
+    return page.get_by_role("tab", name=view, exact=True)
+
+
+def click_tab(page, view: str, chart_key: str) -> None:
+    """Open tab ``view`` with a click and wait until its run has drawn ``chart_key``, one of its charts."""
+    tab(page, view).click()
+    page.locator(f".st-key-{chart_key}").wait_for(timeout=120_000)
+    wait_for_app(page, timeout_ms=300_000)
+    assert_no_exception(page)
+    expect(tab(page, view)).to_have_attribute("aria-selected", "true")
+
+
 @pytest.mark.browser
 def test_deep_link_in_a_real_browser(page, app_url, bundled):
     page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&neuron=9")
@@ -338,7 +440,15 @@ def test_deep_link_in_a_real_browser(page, app_url, bundled):
     bias = input_weights(bundled("mlp-1x64"), "layers.0", 9).bias
     assert page.get_by_test_id("stMetric").filter(has_text="Bias").inner_text().endswith(f"{bias:.3g}")
     # Plotly's script loads lazily after the page's first run: charts mount a moment after the metrics.
-    expect(page.locator("[data-testid='stPlotlyChart']")).to_have_count(11, timeout=60_000)
+    # Each tab draws only its own charts: the first 4, then 3, 1 and 3.
+    charts = page.locator("[data-testid='stPlotlyChart']")
+    expect(tab(page, READS)).to_have_attribute("aria-selected", "true")
+    expect(charts).to_have_count(4, timeout=60_000)
+    for view, chart_key, count in ((ON_INPUT, "nx_fig_input", 3), (TOP_EXAMPLES, "nx_fig_top", 1),
+                                   (CLUSTERS, "nx_fig_clusters", 3)):
+        click_tab(page, view, chart_key)
+        expect(charts).to_have_count(count, timeout=60_000)
+        assert in_url(view) in page.url and "neuron=9" in page.url
 
 
 @pytest.mark.browser
@@ -369,7 +479,7 @@ def test_next_and_previous_in_a_real_browser(page, app_url, bundled):
 
 @pytest.mark.browser
 def test_downloads_carry_the_numbers_shown(page, app_url, bundled):
-    page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&neuron=12")
+    page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&neuron=12&{in_url(TOP_EXAMPLES)}")
     wait_for_app(page, timeout_ms=180_000)
     # The embeddings are made when the button is clicked (a deferred download): allow a loaded machine time.
     with page.expect_download(timeout=120_000) as download:
@@ -421,12 +531,15 @@ def test_browser_a_deep_mlp_unit_and_its_upstream_units(page, app_url, bundled):
     assert "layers.1 · neuron 12" in header_text(page)
     incoming = page.locator(".st-key-nx_in_bars_layers-1_12")
     expect(incoming).to_contain_text("Input weights from layers.0", timeout=60_000)  # drawn after the run ends
+    expect(page.locator(".st-key-nx_fig_out")).to_contain_text("Output weights to each class", timeout=60_000)
+    click_tab(page, ON_INPUT, "nx_fig_input")
     expect(page.get_by_text("Which layers.0 units built this")).to_be_visible()
     expect(page.locator(".st-key-nx_upstream_layers-1_12")).to_be_visible()
-    expect(page.locator(".st-key-nx_fig_out")).to_contain_text("Output weights to each class", timeout=60_000)
+    click_tab(page, READS, "nx_in_bars_layers-1_12")
+    expect(incoming).to_contain_text("Input weights from layers.0", timeout=60_000)
     incoming.scroll_into_view_if_needed()
     _click_bar(page, incoming.locator("g.point path").nth(2))  # the third strongest weight
-    page.wait_for_url(f"**layer=layers.0&neuron={strongest[2]}**", timeout=60_000)
+    page.wait_for_url(url_with(layer="layers.0", neuron=str(strongest[2])), timeout=60_000)
     wait_for_unit(page, f"layers.0 · neuron {strongest[2]}")
     assert "test_index=3" in page.url
     # Its weights to layers.1 are bars too: sorted by index, the one to neuron 12 leads back.
@@ -436,7 +549,7 @@ def test_browser_a_deep_mlp_unit_and_its_upstream_units(page, app_url, bundled):
     expect(outgoing.locator("g.ytick text")).to_have_text(by_index[::-1], timeout=60_000)  # the axis runs down
     outgoing.scroll_into_view_if_needed()
     _click_bar(page, outgoing.locator("g.point path").nth(12))  # bars in data order: the 13th is neuron 12
-    page.wait_for_url("**layer=layers.1&neuron=12**", timeout=60_000)
+    page.wait_for_url(url_with(layer="layers.1", neuron="12"), timeout=60_000)
     wait_for_unit(page, "layers.1 · neuron 12")
 
 
@@ -449,13 +562,43 @@ def test_browser_a_cnn_channel_by_deep_link(page, app_url, mnist_test, bundled):
     assert "conv2 · channel 6" in header_text(page)
     expect(page.locator(".st-key-nx_fig_filters")).to_contain_text("conv2 ch6: its kernel on each conv1 channel",
                                                                     timeout=60_000)
-    expect(page.locator(".st-key-nx_fig_map_conv2_6")).to_contain_text("ch6's map on it", timeout=60_000)
+    click_tab(page, TOP_EXAMPLES, "nx_fig_top")
     top = page.locator(".st-key-nx_fig_top")
     top.scroll_into_view_if_needed()
     expect(top.locator("g.shapelayer path")).to_have_count(2 * 16, timeout=60_000)  # a box on each digit and embedding
+    click_tab(page, ON_INPUT, "nx_fig_map_conv2_6")
+    expect(page.locator(".st-key-nx_fig_map_conv2_6")).to_contain_text("ch6's map on it", timeout=60_000)
     # A cell of the feature map takes the channel at that position, on the same input.
     index = page.locator(".st-key-nx_index input").input_value()
     _click_cell(page, "nx_fig_map_conv2_6", 4, 7, 11, 11)
     page.wait_for_url("**pos=4%2C7**", timeout=60_000)
     wait_for_unit(page, "conv2 · channel 6 at (4, 7)")
-    assert f"test_index={index}" in page.url
+    assert f"test_index={index}" in page.url and in_url(ON_INPUT) in page.url
+    expect(tab(page, ON_INPUT)).to_have_attribute("aria-selected", "true")
+
+
+@pytest.mark.browser
+def test_browser_a_tab_by_deep_link_and_by_click(page, app_url):
+    """The URL opens a tab, a click opens another and names it in the URL, and the tab stays for the next unit."""
+    page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&neuron=5&{in_url(CLUSTERS)}")
+    wait_for_app(page, timeout_ms=300_000)
+    assert_no_exception(page)
+    expect(tab(page, CLUSTERS)).to_have_attribute("aria-selected", "true")
+    expect(tab(page, READS)).to_have_attribute("aria-selected", "false")
+    expect(page.locator(".st-key-nx_fig_clusters")).to_contain_text("Each cluster", timeout=60_000)
+    expect(page.locator(".st-key-nx_fig_cluster_classes")).to_contain_text("Digits in each cluster")
+    expect(page.locator(".st-key-nx_fig_members")).to_contain_text("Members of C0")
+    charts = page.locator("[data-testid='stPlotlyChart']")
+    expect(charts).to_have_count(3)
+    click_tab(page, TOP_EXAMPLES, "nx_fig_top")
+    expect(page.locator(".st-key-nx_fig_top")).to_contain_text("Top examples (label · activation)", timeout=60_000)
+    expect(charts).to_have_count(1)
+    expect(tab(page, CLUSTERS)).to_have_attribute("aria-selected", "false")
+    page.wait_for_url(f"**{in_url(TOP_EXAMPLES)}**")
+    assert "neuron=5" in page.url
+    page.get_by_role("button", name="Next ▶").click()
+    page.wait_for_url("**neuron=6**")
+    wait_for_unit(page, "layers.0 · neuron 6")
+    assert in_url(TOP_EXAMPLES) in page.url
+    expect(tab(page, TOP_EXAMPLES)).to_have_attribute("aria-selected", "true")
+    expect(page.locator(".st-key-nx_fig_top")).to_contain_text("Top examples (label · activation)", timeout=60_000)
