@@ -206,6 +206,14 @@ def test_an_unknown_tab_opens_the_first_and_leaves_the_url(cache_dir):
     at = open_page(model="mlp-1x64", layer="layers.0", neuron="5", view="<no such tab>")
     assert not at.exception and chart_keys(at) == MLP_CHARTS[READS]
     assert NEURON_VIEW_PARAM not in at.query_params
+    assert "Unknown `view` '<no such tab>'" in warnings(at)
+
+
+def test_a_bad_cluster_is_reported_on_any_tab_and_said_once(cache_dir):
+    at = open_page(model="mlp-1x64", layer="layers.0", neuron="5", cluster="C99")
+    assert not at.exception and "Unknown `cluster` 'C99'" in warnings(at)
+    assert "cluster" not in at.query_params
+    assert not at.run().warning
 
 
 def caption_with(at: AppTest, text: str) -> str:
