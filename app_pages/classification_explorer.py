@@ -1,7 +1,7 @@
 """Classification Explorer: why the model gives one input its logits.
 
 Pick an MNIST example (or draw one); see the logits and, one tab each (only
-the open tab is computed and drawn; ``?panel=`` names it): the logit effects
+the open tab's figures are built and drawn; ``?panel=`` names it): the logit effects
 (activation x output weight, clickable: a cell opens its neuron in the Neuron
 Explorer) with the output weights; the important units for a class with their
 input weights, the input's Hadamard embeddings, and the embeddings combined
@@ -22,14 +22,13 @@ from mechmnistic.models.architectures import MNISTNet
 from mechmnistic.viz import classification as viz
 from mechmnistic.viz.common import digit_figure
 from ui import loaders
-from ui.attribution_panels import earlier_layers
 from ui.attribution_panels import panels as attribution_panels
 from ui.downloads import csv_button, npz_button
 from ui.example_picker import ChosenInput, pick_input
-from ui.links import ACTIVATIONS, EARLIER, EFFECTS, IMPORTANT, NEURON_PAGE, ON_INPUT, go_to, neuron_href
+from ui.links import ACTIVATIONS, EARLIER, EFFECTS, IMPORTANT, NEURON_PAGE, go_to, neuron_href, on_input_link
 from ui.links import CLASSIFY_VIEW_PARAM as VIEW_KEY
 from ui.links import CLASSIFY_VIEWS as VIEWS
-from ui.params import choice_param
+from ui.tabs import url_tabs
 
 CLASS_KEY = "classify_class"
 SHARE_KEY = "classify_share_percent"
@@ -66,8 +65,7 @@ def _input_params(chosen: ChosenInput) -> dict[str, int]:
 def _neuron_params(chosen: ChosenInput) -> dict:
     """The Neuron Explorer's parameters for a unit seen on ``chosen``: on that input when it has an index
     (a drawing has none, so the unit then shows its own top example)."""
-    on_input = _input_params(chosen)
-    return {**on_input, "view": ON_INPUT} if on_input else {}
+    return on_input_link(_input_params(chosen))
 
 
 def _open_neuron(model_name: str, final: le.FinalLayer, unit: int, chosen: ChosenInput) -> None:
@@ -235,12 +233,8 @@ with summary:
 explanation = le.explain_class(net, chosen.image, effects, cls, share_percent / 100)
 important = [u.unit for u in explanation.units]
 
-# -- the views: one tab each, and only the open one is computed and drawn ------------------------------
-# (each chart costs the browser about 0.1 s to draw; the whole page at once took over 3 s to appear)
-views = list(VIEWS) + ([EARLIER] if earlier_layers(net) else [])
-if (bad_view := choice_param(VIEW_KEY, views, None).problem) is not None:  # the tabs drop it from the URL
-    st.warning(bad_view)
-tabs = dict(zip(views, st.tabs(views, key=VIEW_KEY, bind="query-params"), strict=True))
+# -- the views: one tab each, only the open one built and drawn (ui.tabs) --------------------------------
+tabs = url_tabs([*VIEWS, EARLIER], VIEW_KEY)
 if tabs[EFFECTS].open:
     with tabs[EFFECTS]:
         _effects_view(model_name, final, effects, class_names, unit_layer, chosen)
@@ -255,6 +249,6 @@ if tabs[ACTIVATIONS].open:
         csv_button("Download activations (CSV)",
                    pd.DataFrame({"unit": np.arange(final.n_units), "activation": effects.activations}),
                    "activations.csv", key="classify_dl_activations")
-if EARLIER in tabs and tabs[EARLIER].open:
+if tabs[EARLIER].open:
     with tabs[EARLIER]:
-        attribution_panels(model_name, net, chosen.image, cls, _input_params(chosen))
+        attribution_panels(model_name, net, chosen.image, cls, _neuron_params(chosen))

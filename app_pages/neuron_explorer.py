@@ -4,8 +4,8 @@ Deep link: ``/neuron?model=M&layer=L&neuron=U`` (a conv layer's ``neuron`` is a
 channel; optional: ``pos=R,C`` for the channel at one cell of its map,
 ``test_index``/``train_index`` for the input of the on-one-input views,
 ``top_k``, ``clusters``, ``explained``, ``show``, ``cluster``, and ``view``: the
-open tab, one of ``ui.links.NEURON_VIEWS``; only the open tab is computed and
-drawn). Every number
+open tab, one of ``ui.links.NEURON_VIEWS``; only the open tab's figures are
+built and drawn). Every number
 comes from ``mechmnistic.analysis`` (``neurons``, ``connections``, ``conv``,
 ``grounding``, ``atlas``); the sections are drawn by ``ui.neuron_views``.
 """
@@ -23,8 +23,9 @@ from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz import neuron as viz
 from ui import loaders, neuron_data
 from ui import neuron_views as views
-from ui.links import NEURON_VIEW_PARAM, NEURON_VIEWS
+from ui.links import CLUSTERS, NEURON_VIEW_PARAM, NEURON_VIEWS, ON_INPUT, READS, TOP_EXAMPLES
 from ui.params import Param, choice_param, int_param, position_param, set_params
+from ui.tabs import url_tabs
 from ui.unit_address import ShownInput
 
 AUTO = "auto"
@@ -67,9 +68,8 @@ top_k_param = int_param("top_k", 10, MAX_TOP_K, DEFAULT_TOP_K)
 clusters_param = choice_param("clusters", CLUSTER_CHOICES, AUTO)
 explained_param = int_param("explained", 5, 95, DEFAULT_EXPLAINED_PCT)
 show_param = int_param("show", 4, 64, DEFAULT_SHOW)
-view_param = choice_param(NEURON_VIEW_PARAM, list(NEURON_VIEWS), None)  # the tabs drop a bad one from the URL
 for param in (layer_param, neuron_param, pos_param, test_param, train_param, top_k_param, clusters_param,
-              explained_param, show_param, view_param):
+              explained_param, show_param):
     if param.problem:
         problems.append(param.problem)
 if test_param.value is not None and train_param.value is not None:
@@ -216,7 +216,7 @@ try:
 except MechMNISTicError as error:
     st.error(str(error))
     st.stop()
-cluster_names = [f"C{c}" for c in range(len(clusters.stats.sizes))]
+cluster_names = views.cluster_names(clusters)
 cluster_param = choice_param("cluster", cluster_names, cluster_names[0])
 if cluster_param.problem:  # checked whichever tab is open, and dropped so it is said once
     st.warning(cluster_param.problem)
@@ -244,11 +244,10 @@ if distribution.firing_fraction == 0:
     st.info("This unit never fires on the training set (a dead unit). Its top examples are the images "
             "on which its pre-activation comes closest to zero from below.")
 
-# -- the views: one tab each, and only the open one is computed and drawn ------------------------------
-# (every chart costs the browser about 0.1 s to draw; the whole page at once took 3 s to appear)
-reads, one_input, top_tab, clusters_tab = st.tabs(NEURON_VIEWS, key=NEURON_VIEW_PARAM, bind="query-params")
-if reads.open:
-    with reads:
+# -- the views: one tab each, only the open one built and drawn (ui.tabs) --------------------------------
+tabs = url_tabs(NEURON_VIEWS, NEURON_VIEW_PARAM)
+if tabs[READS].open:
+    with tabs[READS]:
         if conv:
             views.filters_section(unit)
         weights_row = st.columns(3)
@@ -278,8 +277,8 @@ if reads.open:
                           args=(int(other),), help=f"cosine similarity of {similar_by} {cosine:.4f}")
             st.caption("The address bar always links to exactly this view.")
 
-if one_input.open:
-    with one_input:
+if tabs[ON_INPUT].open:
+    with tabs[ON_INPUT]:
         controls = st.columns([2, 2, 3], vertical_alignment="bottom")
         controls[0].radio("Image from", (TEST, TRAIN), key="nx_split", horizontal=True, on_change=_input_changed,
                           format_func=lambda s: f"{s} set")
@@ -293,12 +292,12 @@ if one_input.open:
             st.markdown(f"**Which {unit.source} units built this** (activation × weight on this input)")
             views.upstream_section(unit, on_input)
 
-if top_tab.open:
-    with top_tab:
+if tabs[TOP_EXAMPLES].open:
+    with tabs[TOP_EXAMPLES]:
         views.top_examples_section(unit, top, clusters, params, shown)
 
-if clusters_tab.open:
-    with clusters_tab:
+if tabs[CLUSTERS].open:
+    with tabs[CLUSTERS]:
         views.clusters_section(unit, top, clusters, params)
         st.session_state["nx_cluster"] = cluster_param.value
         chosen = st.selectbox("Members of cluster", cluster_names, key="nx_cluster",

@@ -37,13 +37,13 @@ def earlier_layers(model: MNISTNet) -> list[str]:
     return list(model.layer_names[:-2])
 
 
-def _open(model_name: str, layer: str, unit: int, position: tuple[int, int] | None, input_params: dict) -> None:
+def _open(model_name: str, layer: str, unit: int, position: tuple[int, int] | None, link_params: dict) -> None:
     try:
         go_to(NEURON_PAGE, model=model_name, layer=layer, neuron=unit,
-              pos=None if position is None else f"{position[0]},{position[1]}", **input_params)
+              pos=None if position is None else f"{position[0]},{position[1]}", **link_params)
     except StreamlitAPIException:  # an app assembled without the Neuron Explorer
         st.warning(f"The Neuron Explorer is not part of this app; the unit's link is "
-                   f"`{neuron_href(model_name, layer, unit, position, **input_params)}`.")
+                   f"`{neuron_href(model_name, layer, unit, position, **link_params)}`.")
 
 
 def _checks(result: LayerAttribution, layer: str, cls: int) -> None:
@@ -73,11 +73,11 @@ def _checks(result: LayerAttribution, layer: str, cls: int) -> None:
 
 
 def layer_panel(model_name: str, net: MNISTNet, image: np.ndarray, layer: str, cls: int,
-                input_params: dict) -> None:
+                link_params: dict) -> None:
     """One earlier layer's attribution of every class logit, on ``image`` (uint8 ``[28, 28]``).
 
-    ``input_params``: ``test_index``/``train_index`` of the input (empty for a drawing), carried into
-    the Neuron Explorer's links.
+    ``link_params``: what the Neuron Explorer's links carry besides the unit (``ui.links.on_input_link``:
+    the input's index and the tab that shows the unit on it; empty for a drawing).
     """
     with one_thread():
         result = layer_attribution(net, image, layer)
@@ -90,10 +90,10 @@ def layer_panel(model_name: str, net: MNISTNet, image: np.ndarray, layer: str, c
                             selection_mode="points", key=f"classify_attr_{layer}")
     clicked = clicked_xy(event)
     if clicked is not None and 0 <= clicked[0] < per_unit.shape[1]:
-        _open(model_name, layer, clicked[0], None, input_params)
+        _open(model_name, layer, clicked[0], None, link_params)
     _checks(result, layer, cls)
     if conv:
-        _cells(model_name, net, image, layer, result, cls, input_params)
+        _cells(model_name, net, image, layer, result, cls, link_params)
     csv_button(f"{layer} attributions (CSV: one row per class and {kind})", lambda: pd.DataFrame({
         "class": np.repeat(np.arange(per_unit.shape[0]), per_unit.shape[1]),
         kind: np.tile(np.arange(per_unit.shape[1]), per_unit.shape[0]),
@@ -101,7 +101,7 @@ def layer_panel(model_name: str, net: MNISTNet, image: np.ndarray, layer: str, c
 
 
 def _cells(model_name: str, net: MNISTNet, image: np.ndarray, layer: str, result: LayerAttribution, cls: int,
-           input_params: dict) -> None:
+           link_params: dict) -> None:
     """A conv layer's attribution to class ``cls`` cell by cell (the pooled map the next layer reads)."""
     cells = result.attributions[0, cls]  # [C, H', W']
     with st.expander(f"{layer} per position, for class {cls}"):
@@ -117,7 +117,7 @@ def _cells(model_name: str, net: MNISTNet, image: np.ndarray, layer: str, result
         table = pd.DataFrame({
             "channel": channel, "pooled cell": [f"({r}, {c})" for r, c in zip(row, col, strict=True)],
             "activation": result.activations[0][channel, row, col], "attribution": cells[channel, row, col],
-            "open": [neuron_href(model_name, layer, int(ch), (int(r), int(c)), **input_params)
+            "open": [neuron_href(model_name, layer, int(ch), (int(r), int(c)), **link_params)
                      for ch, (r, c) in zip(channel, where, strict=True)],
         })
         st.caption(f"Each tile is a channel's pooled map (what the next layer reads); the {CELLS_LISTED} cells that "
@@ -127,10 +127,13 @@ def _cells(model_name: str, net: MNISTNet, image: np.ndarray, layer: str, result
                      column_config={"open": st.column_config.LinkColumn(display_text="open in the Neuron Explorer")})
 
 
-def panels(model_name: str, net: MNISTNet, image: np.ndarray, cls: int, input_params: dict) -> None:
+def panels(model_name: str, net: MNISTNet, image: np.ndarray, cls: int, link_params: dict) -> None:
     """Every earlier layer's panel, with the words that say what they measure."""
     layers = earlier_layers(net)
     if not layers:
+        st.info(f"{net.layer_names[0]} is the only hidden layer before the final one: its attribution is the "
+                "logit effects (first tab)." if len(net.layer_names) == 2 else
+                "This model has no hidden layer: the final layer reads the pixels.")
         return
     st.subheader("Attribution to earlier layers")
     st.caption(
@@ -143,4 +146,4 @@ def panels(model_name: str, net: MNISTNet, image: np.ndarray, cls: int, input_pa
         "Neuron Explorer on this input."
     )
     for layer in layers:
-        layer_panel(model_name, net, image, layer, cls, input_params)
+        layer_panel(model_name, net, image, layer, cls, link_params)

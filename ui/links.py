@@ -29,7 +29,9 @@ ABLATIONS_PAGE = "app_pages/ablations.py"
 HYPOTHESIS_PAGE = "app_pages/hypothesis.py"
 GEOMETRY_PAGE = "app_pages/geometry.py"
 FEATURES_PAGE = "app_pages/feature_viz.py"
-# The tabs of the two explorers: only the open one is computed and drawn, and the URL names it.
+# The tabs of the two explorers: only the open one's figures are built and drawn, and the URL names it by
+# its label (so renaming a tab breaks old links). The parameter names are also the tabs' session-state keys,
+# which every page shares: they must differ between pages and from every other key.
 NEURON_VIEW_PARAM = "view"
 READS, ON_INPUT, TOP_EXAMPLES, CLUSTERS = "Weights and firing", "On one input", "Top examples", "Feature clusters"
 NEURON_VIEWS = (READS, ON_INPUT, TOP_EXAMPLES, CLUSTERS)
@@ -49,6 +51,13 @@ def href(page: str, **params: object) -> str:
 def go_to(page: str, **params: object) -> None:
     """Switch to ``page`` now, carrying ``params`` into its URL."""
     st.switch_page(page, query_params={k: str(v) for k, v in params.items() if v is not None})
+
+
+def on_input_link(input_params: dict) -> dict:
+    """Neuron Explorer parameters that show a unit on the input named by ``input_params``
+    (``test_index``/``train_index``) on its "On one input" tab; nothing for an input without an index
+    (a drawing), where the unit shows its own top example."""
+    return {**input_params, NEURON_VIEW_PARAM: ON_INPUT} if input_params else {}
 
 
 def neuron_href(model: str, layer: str, neuron: int, pos: tuple[int, int] | None = None,

@@ -38,7 +38,7 @@ from mechmnistic.viz.connections import ranked_bar
 
 from . import loaders
 from .downloads import csv_button, npz_button
-from .links import neuron_href
+from .links import neuron_href, on_input_link
 from .unit_address import ShownInput, open_unit
 
 ORDERS = {"largest |weight| first": "magnitude", "most positive first": "value", "by index": "index"}
@@ -296,13 +296,14 @@ def upstream_section(unit: Unit, on_input: OnInput) -> None:
     labels = parts.sources.labels()
     total = float(parts.contributions.sum(dtype=np.float64))
     magnitude = float(np.abs(parts.contributions).sum(dtype=np.float64)) or 1.0
+    same_input = on_input_link(on_input.shown.params())  # each source opens on this input
     table = pd.DataFrame({
         "source": [labels[i] for i in order],
         "activation": parts.activations[order],
         "weight": parts.weights[order],
         "activation × weight": parts.contributions[order],
         "share of |parts|": np.abs(parts.contributions[order]) / magnitude,
-        "open": [neuron_href(unit.model_name, parts.sources.layer, units[i], positions[i], **on_input.shown.params())
+        "open": [neuron_href(unit.model_name, parts.sources.layer, units[i], positions[i], **same_input)
                  for i in order],
     })
     selection = st.dataframe(
@@ -367,8 +368,13 @@ def _top_table(top: TopExamples, clusters: UnitClusters) -> pd.DataFrame:
     return table
 
 
-def clusters_section(unit: Unit, top: TopExamples, clusters: UnitClusters, params: AtlasParameters) -> pd.DataFrame:
-    """The feature clusters; returns their table (for the members picker)."""
+def cluster_names(clusters: UnitClusters) -> list[str]:
+    """``C0``, ``C1``, ... : how the page, its URL (``cluster=``) and the members picker name the clusters."""
+    return [f"C{c}" for c in range(len(clusters.stats.sizes))]
+
+
+def clusters_section(unit: Unit, top: TopExamples, clusters: UnitClusters, params: AtlasParameters) -> None:
+    """The feature clusters: their quality, table, figures and downloads."""
     stats = clusters.stats
     train = loaders.mnist(params.split)
     if clusters.boxes is None:
@@ -390,7 +396,7 @@ def clusters_section(unit: Unit, top: TopExamples, clusters: UnitClusters, param
     main_digits = clusters.class_counts.argmax(axis=1)
     central = stats.central
     table = pd.DataFrame({
-        "cluster": [f"C{c}" for c in range(len(stats.sizes))],
+        "cluster": cluster_names(clusters),
         "size": stats.sizes,
         "main digit": main_digits,
         "digits": [", ".join(f"{k}: {n}" for k, n in sorted(enumerate(row), key=lambda kv: -kv[1]) if n)
@@ -423,13 +429,12 @@ def clusters_section(unit: Unit, top: TopExamples, clusters: UnitClusters, param
             "mean_embeddings": clusters.mean_embeddings, "class_counts": clusters.class_counts,
             "intra_similarity": stats.intra, "inter_similarity": stats.inter},
             f"{unit.stem}-clusters.npz", key="nx_dl_cluster_npz")
-    return table
 
 
 def members_figure(top: TopExamples, clusters: UnitClusters, params: AtlasParameters, chosen: str,
                    shown: int) -> None:
     train = loaders.mnist(params.split)
-    members = np.flatnonzero(clusters.labels == int(chosen[1:]))[:shown]
+    members = np.flatnonzero(clusters.labels == cluster_names(clusters).index(chosen))[:shown]
     st.plotly_chart(viz.examples_figure(train.images[top.indices[members]], top.indices[members], top.labels[members],
                                         top.activations[members], clusters.embeddings[members],
                                         title=f"Members of {chosen} with the highest activation, and their embeddings",
