@@ -110,7 +110,7 @@ _FINISHED_JS = """
 ([text, charts, secret]) => {
   const app = document.querySelector("[data-testid='stApp']");
   if (!app || app.getAttribute("data-test-script-state") !== "notRunning") return false;
-  if (document.querySelector("[data-testid='stStatusWidget']")) return false;
+  if (document.querySelector("[data-testid='stStatusWidget'], [data-testid='stSkeleton']")) return false;
   const main = document.querySelector("[data-testid='stMain']");
   const exceptions = document.querySelectorAll("[data-testid='stException']").length;
   if (!exceptions) {

@@ -13,8 +13,8 @@
   costs on the machine). *Switch*: from clicking "Next" to the next neuron's
   finished page, clicking through neurons on one tab; the first switch after
   the load is reported apart. Medians over several repeats.
-* ``server_compute``: the same two script runs through Streamlit's AppTest,
-  which is the server's share of the time without the browser; and
+* ``server_compute``: the same two script runs through Streamlit's AppTest, on
+  each tab, which is the server's share of the time without the browser; and
   ``server_compute_deep``, the same for a deeper MLP layer, conv channels and
   a CNN's fully connected units (warm cache: each layer's atlas is computed in
   the warm-up round).
@@ -34,6 +34,8 @@ import tempfile
 import time
 from urllib.parse import quote_plus
 
+from ui.links import CLUSTERS, ON_INPUT, READS, TOP_EXAMPLES
+
 from .common import CHROMIUM_ARGS, REPO, peak_memory_mb, running_app, save, wait_until_finished
 
 MODEL, LAYER, START_NEURON = "mlp-1x64", "layers.0", 5
@@ -42,7 +44,7 @@ REPEATS = 5
 #: The page's tabs (``ui.links.NEURON_VIEWS``) and the charts each draws for an mlp-1x64 neuron: input and output
 #: weights, histogram, firing by digit | the input, its effective weights and embedding | the examples mosaic |
 #: the cluster mosaic, the digits per cluster, the members mosaic.
-TAB_CHARTS = {"Weights and firing": 4, "On one input": 3, "Top examples": 1, "Feature clusters": 3}
+TAB_CHARTS = {READS: 4, ON_INPUT: 3, TOP_EXAMPLES: 1, CLUSTERS: 3}
 
 _FIRST_ANALYSIS = """
 import json, sys, time
@@ -65,18 +67,21 @@ from streamlit.testing.v1 import AppTest
 at = AppTest.from_file(sys.argv[1], default_timeout=300)
 at.run()
 at.switch_page("app_pages/neuron_explorer.py")
-loads, switches = [], []
-for repeat in range(int(sys.argv[2]) + 1):  # the first round warms the process caches
-    at.query_params.update({"model": sys.argv[3], "layer": sys.argv[4], "neuron": sys.argv[5]})
-    start = time.perf_counter(); at.run(); load = time.perf_counter() - start
-    assert not at.exception, at.exception
-    at.button(key="nx_next").click()
-    start = time.perf_counter(); at.run(); switch = time.perf_counter() - start
-    assert not at.exception, at.exception
-    if repeat:
-        loads.append(load); switches.append(switch)
-print(json.dumps({"deep_link_s": round(statistics.median(loads), 3),
-                  "switch_s": round(statistics.median(switches), 3)}))
+result = {}
+for view in sys.argv[6:]:
+    loads, switches = [], []
+    for repeat in range(int(sys.argv[2]) + 1):  # the first round warms the process caches
+        at.query_params.update({"model": sys.argv[3], "layer": sys.argv[4], "neuron": sys.argv[5], "view": view})
+        start = time.perf_counter(); at.run(); load = time.perf_counter() - start
+        assert not at.exception, at.exception
+        at.button(key="nx_next").click()
+        start = time.perf_counter(); at.run(); switch = time.perf_counter() - start
+        assert not at.exception, at.exception
+        if repeat:
+            loads.append(load); switches.append(switch)
+    result[view] = {"deep_link_s": round(statistics.median(loads), 3),
+                    "switch_s": round(statistics.median(switches), 3)}
+print(json.dumps(result))
 """
 
 
@@ -88,6 +93,12 @@ def _python(code: str, *args: str, env: dict) -> dict:
 
 def _unit_header(neuron: int) -> str:
     return f"{LAYER} · neuron {neuron}"
+
+
+def _link(base: str, view: str) -> str:
+    """The deep link to the start neuron on ``view`` (the first tab: a link without ``view``, as most are)."""
+    tab = "" if view == next(iter(TAB_CHARTS)) else f"&view={quote_plus(view)}"
+    return f"{base}/neuron?model={MODEL}&layer={LAYER}&neuron={START_NEURON}{tab}"
 
 
 def _timed_load(context, address: str, neuron: int, charts: int) -> float:
@@ -103,7 +114,7 @@ def _timed_load(context, address: str, neuron: int, charts: int) -> float:
 
 def _tab(context, base: str, view: str, charts: int) -> dict:
     """Deep link to the view's tab, then switches with "Next" on it; medians (and all samples)."""
-    url = f"{base}/neuron?model={MODEL}&layer={LAYER}&neuron={START_NEURON}&view={quote_plus(view)}"
+    url = _link(base, view)
     loads = [_timed_load(context, url, START_NEURON, charts) for _ in range(REPEATS)]
     page = context.new_page()
     page.goto(url)
@@ -129,8 +140,7 @@ def _browser(base: str) -> dict:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         for view, charts in TAB_CHARTS.items():  # warms the server's caches and the browser's copy of the app
-            _timed_load(context, f"{base}/neuron?model={MODEL}&layer={LAYER}&neuron={START_NEURON}"
-                                 f"&view={quote_plus(view)}", START_NEURON, charts)
+            _timed_load(context, _link(base, view), START_NEURON, charts)
         tabs = {view: _tab(context, base, view, charts) for view, charts in TAB_CHARTS.items()}
         # What opening any page of this app costs on the machine: the model zoo (text, tables, no chart).
         zoo = []
@@ -154,10 +164,10 @@ def main() -> None:
         env = {**os.environ, "MECHMNISTIC_CACHE": cache, "PYTHONPATH": str(REPO)}
         result = {"first_analysis_mlp_1x64": _python(_FIRST_ANALYSIS, MODEL, LAYER, env=env)}
         result["server_compute"] = _python(_SERVER_COMPUTE, str(REPO / "app.py"), str(REPEATS), MODEL, LAYER,
-                                           str(START_NEURON), env=env)
+                                           str(START_NEURON), *TAB_CHARTS, env=env)
         result["server_compute_deep"] = {
             f"{model} {layer}": _python(_SERVER_COMPUTE, str(REPO / "app.py"), str(REPEATS), model, layer,
-                                        str(START_NEURON), env=env)
+                                        str(START_NEURON), *TAB_CHARTS, env=env)
             for model, layer in DEEP_UNITS}
         with running_app(env) as (base, pid):
             result["browser"] = _browser(base)

@@ -311,7 +311,8 @@ def test_which_upstream_units_built_it_adds_up_and_links_on(cache_dir, bundled, 
     table = next(df.value for df in at.dataframe if "activation × weight" in df.value.columns)
     order = parts.order()[:20]
     np.testing.assert_allclose(table["activation × weight"], parts.contributions[order], rtol=1e-5)
-    assert table["open"].iloc[0] == f"./neuron?model=mlp-2x64&layer=layers.0&neuron={order[0]}&test_index=3&view=On+one+input"
+    assert table["open"].iloc[0] == (f"./neuron?model=mlp-2x64&layer=layers.0&neuron={order[0]}"
+                                     "&test_index=3&view=On+one+input")
     assert float(caption_with(at, "All parts sum to").rsplit("difference ", 1)[1].rstrip(").")) < 1e-4
     at.session_state["nx_upstream_layers-1_12"] = {"selection": {"rows": [1], "columns": []}}
     at.run()
