@@ -22,12 +22,35 @@ from mechmnistic.analysis.predictions import indices_of_digit, misclassified, sp
 from mechmnistic.canvas_sim import render_on_canvas
 from mechmnistic.models import CNNConfig, ModelCard, build_model
 from mechmnistic.preprocess import preprocess_drawing
+from mechmnistic.viz import classification as classification_viz
+from ui import attribution_panels
+from ui.links import (
+    ACTIVATIONS,
+    CLASSIFY_VIEW_PARAM,
+    CLASSIFY_VIEWS,
+    EARLIER,
+    EFFECTS,
+    IMPORTANT,
+    NEURON_VIEW_PARAM,
+    ON_INPUT,
+)
 
 from ..conftest import BUNDLED_MODELS
 from .conftest import assert_no_exception, wait_for_app
+from .tabs import open_tab
 
 APP = "../../app.py"
 PAGE = "app_pages/classification_explorer.py"
+#: Above the tabs, whichever is open: the input, the logits and the probabilities, and their downloads.
+ALWAYS_CHARTS = {"classify_input_figure", "classify_logits", "classify_probabilities"}
+ALWAYS_DOWNLOADS = {"classify_dl_input", "classify_dl_logits"}
+#: Each tab's own charts and downloads (the earlier layers' depend on the model).
+TAB_CHARTS = {EFFECTS: {"classify_effects", "classify_weights"},
+              IMPORTANT: {"classify_important_figure", "classify_combined"},
+              ACTIVATIONS: {"classify_activations"}}
+TAB_DOWNLOADS = {EFFECTS: {"classify_dl_effects", "classify_dl_weights"},
+                 IMPORTANT: {"classify_dl_important", "classify_dl_embeddings", "classify_dl_combined"},
+                 ACTIVATIONS: {"classify_dl_activations"}}
 
 
 def _open(**params: str) -> AppTest:
@@ -38,6 +61,14 @@ def _open(**params: str) -> AppTest:
     for key, value in params.items():
         at.query_params[key] = value
     return at.run()
+
+
+def _open_tab(at: AppTest, tab: str) -> AppTest:
+    return open_tab(at, CLASSIFY_VIEW_PARAM, tab, EFFECTS)
+
+
+def _chart_keys(at: AppTest) -> set[str]:
+    return {chart.key for chart in at.get("plotly_chart")}
 
 
 def _figures(at: AppTest) -> dict[str, dict]:
@@ -80,7 +111,10 @@ def test_deep_link_to_a_test_example(bundled, mnist_test):
     assert len(_array(effects["data"][1]["x"])) == 10 * 65, "one clickable marker per cell"
     logits = _array(figures["Logits"]["data"][0]["y"])
     np.testing.assert_allclose(logits, expected.logits, rtol=1e-6)
-    assert len(at.get("download_button")) >= 6
+    assert CLASSIFY_VIEW_PARAM not in at.query_params, "the first tab is the default, so the URL need not name it"
+    for tab in CLASSIFY_VIEWS:  # every tab offers the numbers it shows, besides the input and the logits
+        downloads = {button.key for button in _open_tab(at, tab).get("download_button")}
+        assert downloads == ALWAYS_DOWNLOADS | TAB_DOWNLOADS[tab], tab
 
 
 def test_deep_link_to_a_training_image():
@@ -126,11 +160,21 @@ def test_every_bundled_model_renders(name, bundled, mnist_test):
     assert _prediction_shown(at) == expected.prediction
     effects = next(spec for title, spec in _figures(at).items() if title.startswith("Logit effects"))
     assert _array(effects["data"][0]["z"]).shape == expected.effects.shape
-    earlier = sum(2 if is_conv(model, layer) else 1 for layer in model.layer_names[:-2])  # heatmap (+ cells)
-    assert len(at.get("plotly_chart")) == 8 + earlier, \
-        "input, logits, probabilities, activations, weights, effects, units, combined, and earlier layers' attribution"
-    shown = at.dataframe[0].value["unit"].tolist()
-    assert shown == [u.unit for u in explain_class(model, mnist_test.images[0], expected, expected.prediction).units]
+    earlier = model.layer_names[:-2]
+    tabs = [*CLASSIFY_VIEWS, EARLIER] if earlier else list(CLASSIFY_VIEWS)
+    assert [tab.label for tab in at.tabs] == tabs
+    attribution = {f"classify_attr_{layer}" for layer in earlier} | \
+        {f"classify_attr_cells_{layer}" for layer in earlier if is_conv(model, layer)}  # heatmap (+ cells)
+    # Each tab shows its own charts and no other tab's: input, logits, probabilities, then effects and weights;
+    # units and combined; activations; or the earlier layers' attribution.
+    for tab in tabs:
+        charts = at.get("plotly_chart") if tab == EFFECTS else _open_tab(at, tab).get("plotly_chart")
+        assert len(charts) == len({c.key for c in charts}) and \
+            {c.key for c in charts} == ALWAYS_CHARTS | TAB_CHARTS.get(tab, attribution), tab
+        if tab == IMPORTANT:
+            shown = at.dataframe[0].value["unit"].tolist()
+            assert shown == [u.unit for u in
+                             explain_class(model, mnist_test.images[0], expected, expected.prediction).units]
 
 
 def test_a_final_layer_reading_feature_maps_says_what_does_not_apply(mnist_test):
@@ -144,12 +188,15 @@ def test_a_final_layer_reading_feature_maps_says_what_does_not_apply(mnist_test)
     at.switch_page(PAGE)
     at.query_params["model"] = "maps-only@00000000"
     at.query_params["test_index"] = "3"
+    at.query_params[CLASSIFY_VIEW_PARAM] = IMPORTANT
     at.run()
     at.slider(key="classify_share_percent").set_value(0.5).run()
     assert not at.exception
     assert _prediction_shown(at) == logit_effects(model, mnist_test.images[3]).prediction
+    assert [tab.label for tab in at.tabs] == list(CLASSIFY_VIEWS), "no earlier hidden layer, no tab for one"
     assert any("do not apply" in i.value and "no Hadamard embedding" in i.value for i in at.info)
     assert "Neuron Explorer" not in at.dataframe[0].value.columns, "no links to neurons that are not neurons"
+    _open_tab(at, EFFECTS)
     at.session_state["classify_effects"] = {"selection": {"points": [{"x": 5, "y": 0}]}}
     at.run()
     assert any("not neurons" in i.value for i in at.info)
@@ -231,6 +278,10 @@ def test_a_drawing_is_preprocessed_and_classified(bundled, mnist_test):
     assert _prediction_shown(at) == logit_effects(bundled("mlp-1x64"), processed).prediction
     shown = _array(_figures(at)["Model input"]["data"][0]["z"])
     np.testing.assert_allclose(shown, processed / 255.0, atol=1e-9)
+    links = _open_tab(at, IMPORTANT).dataframe[0].value["Neuron Explorer"]
+    assert _prediction_shown(at) == logit_effects(bundled("mlp-1x64"), processed).prediction, "still the drawing"
+    assert len(links) and not links.str.contains("test_index=|train_index=|view=").any(), \
+        "a drawing has no index: a unit opens on its own top example, on the Neuron Explorer's first tab"
 
 
 def test_a_black_canvas_is_nothing_drawn():
@@ -258,23 +309,24 @@ def test_clear_starts_a_fresh_canvas(mnist_test):
 
 
 def test_class_and_share_choose_the_important_units(bundled, mnist_test):
-    at = _open(test_index="8")
+    at = _open(test_index="8", **{CLASSIFY_VIEW_PARAM: IMPORTANT})
     at.selectbox(key="classify_class").set_value(3).run()
     at.slider(key="classify_share_percent").set_value(5.0).run()
     assert not at.exception
-    assert any(h.value == "Important units for class 3" for h in at.subheader)
+    assert any(m.value == "#### Important units for class 3" for m in at.markdown)
     model = bundled("mlp-1x64")
     expected = explain_class(model, mnist_test.images[8], logit_effects(model, mnist_test.images[8]), 3, 0.05)
     table = at.dataframe[0].value
     assert table["unit"].tolist() == [u.unit for u in expected.units]
     np.testing.assert_allclose(table["effect"], [u.effect for u in expected.units])
+    first = expected.units[0].unit
     assert table["Neuron Explorer"].iloc[0] == \
-        f"./neuron?model=mlp-1x64&layer=layers.0&neuron={expected.units[0].unit}&test_index=8", "on this same input"
+        f"./neuron?model=mlp-1x64&layer=layers.0&neuron={first}&test_index=8&view=On+one+input", "on this same input"
 
 
 def test_earlier_layers_are_attributed_with_their_checks(bundled, mnist_test):
     model = bundled("mlp-2x64")
-    at = _open(model="mlp-2x64", test_index="3")
+    at = _open(model="mlp-2x64", test_index="3", **{CLASSIFY_VIEW_PARAM: EARLIER})
     assert not at.exception
     expected = layer_attribution(model, mnist_test.images[3], "layers.0")
     heatmap = next(c for c in at.get("plotly_chart") if c.key == "classify_attr_layers.0")
@@ -294,7 +346,7 @@ def test_earlier_layers_are_attributed_with_their_checks(bundled, mnist_test):
 
 def test_a_cnn_conv_layer_is_attributed_per_channel_and_per_cell(bundled, mnist_test):
     model = bundled("challenge-cnn")
-    at = _open(model="challenge-cnn", test_index="5")
+    at = _open(model="challenge-cnn", test_index="5", **{CLASSIFY_VIEW_PARAM: EARLIER})
     assert not at.exception
     expected = layer_attribution(model, mnist_test.images[5], "conv2")
     cls = logit_effects(model, mnist_test.images[5]).prediction
@@ -327,13 +379,61 @@ def test_clicking_a_cell_opens_the_neuron_explorer():
 
 
 def test_selecting_an_important_unit_opens_the_neuron_explorer():
-    at = _open(test_index="8")
+    at = _open(test_index="8", **{CLASSIFY_VIEW_PARAM: IMPORTANT})
     first = int(at.dataframe[0].value["unit"].iloc[0])
     at.session_state["classify_important_table"] = {"selection": {"rows": [0], "columns": []}}
     at.run()
     assert not at.exception
     assert not at.warning, [w.value for w in at.warning]
     assert at.query_params["layer"] == "layers.0" and at.query_params["neuron"] == str(first)
+    assert at.query_params["test_index"] == "8" and at.query_params[NEURON_VIEW_PARAM] == ON_INPUT
+
+
+def test_only_the_open_tab_is_computed_and_a_click_through_opens_the_unit_on_this_input(monkeypatch):
+    """Each tab's figures and analyses run only while it is open (mlp-2x64: with an earlier layer's tab);
+    a unit clicked in the logit effects opens on the Neuron Explorer's "On one input" tab, on this test image."""
+    calls: dict[str, int] = {}
+
+    def counted(module, name):
+        original = getattr(module, name)
+
+        def wrapper(*args, **kwargs):
+            calls[name] = calls.get(name, 0) + 1
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapper)
+
+    counted(classification_viz, "logit_effects_heatmap")
+    counted(classification_viz, "activations_figure")
+    counted(classification_viz, "combined_embeddings_figure")
+    counted(attribution_panels, "layer_attribution")
+
+    at = _open(model="mlp-2x64", test_index="8")
+    assert not at.exception
+    assert at.session_state[CLASSIFY_VIEW_PARAM] == EFFECTS
+    charts = _chart_keys(at)
+    assert "classify_effects" in charts and "classify_activations" not in charts
+    assert calls.get("logit_effects_heatmap", 0) >= 1
+    assert not {"activations_figure", "combined_embeddings_figure", "layer_attribution"} & calls.keys()
+
+    calls.clear()
+    _open_tab(at, ACTIVATIONS)
+    charts = _chart_keys(at)
+    assert "classify_activations" in charts and "classify_effects" not in charts
+    assert calls.get("activations_figure", 0) >= 1
+    assert not {"logit_effects_heatmap", "combined_embeddings_figure", "layer_attribution"} & calls.keys()
+
+    _open_tab(at, EFFECTS)
+    at.session_state["classify_effects"] = {"selection": {"points": [{"x": 5, "y": 3}]}}
+    at.run()
+    assert not at.exception
+    assert not at.warning, [w.value for w in at.warning]
+    assert {"model": "mlp-2x64", "layer": "layers.1", "neuron": "5", "test_index": "8",
+            NEURON_VIEW_PARAM: ON_INPUT}.items() <= dict(at.query_params).items()
+    assert at.header[0].value == "layers.1 · neuron 5"
+    charts = _chart_keys(at)
+    assert {"nx_fig_input", "nx_fig_embedding"} <= charts, "the Neuron Explorer opened on this input's tab"
+    assert "nx_fig_hist" not in charts
 
 
 # --------------------------------------------------------------------------- in a real browser
@@ -426,13 +526,18 @@ def test_browser_downloads_carry_the_numbers_shown(page, app_url, bundled, mnist
     page.goto(f"{app_url}/classify?model=mlp-1x64&test_index=8")
     wait_for_app(page)
     expected = logit_effects(bundled("mlp-1x64"), mnist_test.images[8])
-    page.locator(".st-key-classify_combined .nsewdrag").wait_for(timeout=60_000)  # the whole page is drawn
+    page.locator(".st-key-classify_effects .nsewdrag").wait_for(timeout=60_000)  # the first tab is drawn
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Download logit effects").click()
     table = pd.read_csv(download.value.path())
     assert list(table.columns) == ["class", *map(str, range(64)), "bias", "logit"]
     np.testing.assert_allclose(table.drop(columns=["class", "logit"]).to_numpy(), expected.effects, rtol=1e-6)
     np.testing.assert_allclose(table["logit"], expected.logits, rtol=1e-6)
+    page.get_by_role("tab", name=IMPORTANT).click()
+    page.wait_for_url("**panel=Important+units**", timeout=60_000)
+    page.locator(".st-key-classify_combined .nsewdrag").wait_for(timeout=60_000)  # that tab is drawn
+    wait_for_app(page)
+    assert_no_exception(page)
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Download combined embeddings").click()
     with np.load(download.value.path()) as saved:
@@ -455,14 +560,16 @@ def test_browser_clicking_a_logit_effect_opens_the_neuron(page, app_url):
     wait_for_app(page)
     assert_no_exception(page)
     query = dict(part.split("=", 1) for part in page.url.split("?", 1)[1].split("&"))
-    assert {"model": "mlp-1x64", "layer": "layers.0", "neuron": str(unit)}.items() <= query.items()
+    assert {"model": "mlp-1x64", "layer": "layers.0", "neuron": str(unit), "test_index": "8",
+            "view": "On+one+input"}.items() <= query.items()
     assert page.get_by_role("heading", name="Neuron Explorer").first.is_visible()
+    expect(page.get_by_role("tab", name=ON_INPUT)).to_have_attribute("aria-selected", "true")
 
 
 @pytest.mark.browser
 def test_browser_attribution_to_every_earlier_layer_of_a_cnn(page, app_url):
     """cnn-digits: a panel per earlier layer (conv1, conv2) with its check; a cell opens that channel on this input."""
-    page.goto(f"{app_url}/classify?model=cnn-digits&test_index=3")
+    page.goto(f"{app_url}/classify?model=cnn-digits&test_index=3&panel=Earlier+layers")
     wait_for_app(page, timeout_ms=300_000)
     assert_no_exception(page)
     expect(page.get_by_role("heading", name="Attribution to earlier layers")).to_be_visible()

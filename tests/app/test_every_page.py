@@ -1,4 +1,5 @@
-"""Every page of the app on every bundled model and on a privately imported one: no exception, the key content.
+"""Every page of the app on every bundled model and on a privately imported one: no exception, the key content
+(on the two explorers, in each of their tabs).
 
 The pages are read from ``app.py`` itself, so a page registered later without
 a line here fails ``test_every_registered_page_is_covered``.
@@ -16,8 +17,22 @@ from streamlit.testing.v1 import AppTest
 
 import mechmnistic
 from mechmnistic.analysis.activations import is_conv
+from ui.links import (
+    ACTIVATIONS,
+    CLASSIFY_VIEW_PARAM,
+    CLUSTERS,
+    EARLIER,
+    EFFECTS,
+    IMPORTANT,
+    NEURON_VIEW_PARAM,
+    NEURON_VIEWS,
+    ON_INPUT,
+    READS,
+    TOP_EXAMPLES,
+)
 
 from ..conftest import BUNDLED_MODELS
+from .tabs import open_tab
 
 APP = "../../app.py"
 REGISTERED = re.findall(r'st\.Page\("(app_pages/[a-z_]+\.py)"', (Path(__file__).parents[2] / "app.py").read_text())
@@ -34,25 +49,43 @@ def _zoo(at: AppTest, model) -> None:
     assert any(h.value == f"Card: {model.card.name}" for h in at.subheader)
 
 
+#: A chart only each Neuron Explorer tab draws: the open tab's is there, no other's.
+NEURON_TAB_CHARTS = {READS: "nx_fig_hist", ON_INPUT: "nx_fig_input", TOP_EXAMPLES: "nx_fig_top",
+                     CLUSTERS: "nx_fig_clusters"}
+
+
+def _tabs(at: AppTest, key: str, tabs: list[str]) -> dict[str, set[str]]:
+    """Each tab opened in turn (the first is open on arrival): the charts it shows."""
+    assert [tab.label for tab in at.tabs] == tabs
+    assert at.session_state[key] == tabs[0], "the first tab is open on arrival"
+    return {tab: _charts(at if tab == tabs[0] else open_tab(at, key, tab, tabs[0])) for tab in tabs}
+
+
 def _neuron(at: AppTest, model) -> None:
     first = model.layer_names[0]
     conv = is_conv(model, first)
     assert at.header[0].value == f"{first} · {'channel' if conv else 'neuron'} 0"
-    charts = _charts(at)
-    assert {"nx_fig_hist", "nx_fig_top", "nx_fig_clusters", "nx_fig_input", "nx_fig_embedding"} <= charts
+    shown = _tabs(at, NEURON_VIEW_PARAM, list(NEURON_VIEWS))
+    for tab, charts in shown.items():
+        assert charts & set(NEURON_TAB_CHARTS.values()) == {NEURON_TAB_CHARTS[tab]}, f"{tab}: its chart, no other tab's"
+    assert "nx_fig_classes" in shown[READS]
+    assert "nx_fig_embedding" in shown[ON_INPUT]
     if conv:
-        assert "nx_fig_filters" in charts and any(key.startswith("nx_fig_map_") for key in charts)
+        assert "nx_fig_filters" in shown[READS] and any(key.startswith("nx_fig_map_") for key in shown[ON_INPUT])
     else:
-        assert "nx_fig_in" in charts
+        assert "nx_fig_in" in shown[READS]
+    open_tab(at, NEURON_VIEW_PARAM, TOP_EXAMPLES, READS)  # whose caption states the check
     gap = next(c.value for c in at.caption if "largest difference over the" in c.value)
     assert float(gap.rsplit(": ", 1)[1].split(")")[0]) < 1e-4, "embeddings add up to the pre-activations"
 
 
 def _classify(at: AppTest, model) -> None:
     assert any(m.value.startswith("#### Predicted class") for m in at.markdown)
-    charts = _charts(at)
-    assert "classify_effects" in charts
-    assert {f"classify_attr_{layer}" for layer in model.layer_names[:-2]} <= charts
+    earlier = {f"classify_attr_{layer}" for layer in model.layer_names[:-2]}
+    own = {EFFECTS: {"classify_effects"}, IMPORTANT: {"classify_combined"}, ACTIVATIONS: {"classify_activations"},
+           **({EARLIER: earlier} if earlier else {})}  # charts only that tab draws
+    for tab, charts in _tabs(at, CLASSIFY_VIEW_PARAM, list(own)).items():
+        assert charts & set().union(*own.values()) == own[tab], f"{tab}: all its own charts, no other tab's"
 
 
 def _titled(title: str) -> Callable:
@@ -142,9 +175,10 @@ def test_the_imported_models_deeper_layers_in_the_neuron_explorer(imported_sessi
     at, model = imported_session
     at.switch_page("app_pages/neuron_explorer.py")
     for layer, unit in (("features.3", 5), ("classifier.0", 7)):
-        at.query_params.update({"layer": layer, "neuron": str(unit), "top_k": "60"})
+        at.query_params.update({"layer": layer, "neuron": str(unit), "top_k": "60", NEURON_VIEW_PARAM: ON_INPUT})
         at.run()
         assert not at.exception and not at.warning
+        assert at.session_state[NEURON_VIEW_PARAM] == ON_INPUT
         kind = "channel" if is_conv(model, layer) else "neuron"
         assert at.header[0].value == f"{layer} · {kind} {unit}"
         assert f"Which features.{'0' if layer == 'features.3' else '3'} units built this" in " ".join(

@@ -5,7 +5,9 @@ range, negative, not a number, huge, empty, script-like, shell-like; unknown
 and path-like model names. Every row states what the visitor is told (a
 substring of the page's warnings, errors and notes) and the value the page
 falls back to (the widget's state), and proves that the page raised nothing
-and that nothing changed on disk (zoo, MNIST folder, analysis cache). For
+and that nothing changed on disk (zoo, MNIST folder, analysis cache); a
+row naming an explorer's tab also states a chart the default tab shows, and
+proves the junk gone from the URL. For
 path-like model names it also proves that the name never reached the zoo's
 code and no file was opened under it.
 
@@ -27,6 +29,16 @@ from streamlit.testing.v1 import AppTest
 from mechmnistic.analysis.atlas import DEFAULT_TOP_K, MAX_TOP_K
 from mechmnistic.models import zoo
 from mechmnistic.paths import zoo_root
+from ui.links import (
+    CLASSIFY_VIEW_PARAM,
+    CLUSTERS,
+    EFFECTS,
+    IMPORTANT,
+    NEURON_VIEW_PARAM,
+    ON_INPUT,
+    READS,
+    TOP_EXAMPLES,
+)
 
 from .disk import changes, snapshot
 
@@ -49,8 +61,9 @@ NO_MESSAGE = ""
 @dataclass(frozen=True)
 class Row:
     """Open ``page`` with ``params`` (plus ``context``, the valid settings that make the page read the
-    parameter); expect ``message`` among the notes (``NO_MESSAGE``: none naming the parameter) and, when
-    ``state`` is given, ``session_state[state] == fallback``."""
+    parameter); expect ``message`` among the notes (``NO_MESSAGE``: none naming the parameter), when
+    ``state`` is given ``session_state[state] == fallback``, and when ``chart`` is given (a tab's name), that
+    chart shown and the parameter gone from the URL."""
 
     page: str
     params: dict[str, str]
@@ -58,6 +71,7 @@ class Row:
     state: str | None = None
     fallback: object = None
     context: dict[str, str] = field(default_factory=dict)
+    chart: str | None = None
 
 
 def whole_number(page: str, name: str, low: int, high: int, state: str | None, fallback, **context) -> dict:
@@ -100,6 +114,17 @@ def flag(page: str, name: str, state: str, **context) -> dict:
             for label, value in {"script": SCRIPT, "huge": HUGE, "true": "true", "empty": ""}.items()}
 
 
+def tab(page: str, name: str, default: str, chart: str, other: str, elsewhere: str) -> dict:
+    """The explorer's open tab, named verbatim by its label: anything else is dropped from the URL (by
+    Streamlit, silently) and the first tab, ``default``, is open, showing ``chart``. ``other``: another of
+    its tabs; ``elsewhere``: a tab of the other explorer."""
+    bad = {"unknown": "no-such-tab", "empty": "", "huge": "x" * 10_000, "script": SCRIPT, "shell": SHELL,
+           "lower-case": other.lower(), "padded": f" {other} ", "plus-for-space": other.replace(" ", "+"),
+           "other-explorers": elsewhere}
+    return {f"{page}-{name}-{label}": Row(page, {name: value}, NO_MESSAGE, name, default, chart=chart)
+            for label, value in bad.items()}
+
+
 def model_rows(page: str) -> dict:
     named = {**PATH_LIKE, "unknown": "no-such-model", "script": SCRIPT, "shell": SHELL}
     rows = {f"{page}-model-{label}": Row(page, {"model": value}, f"Unknown `model` {value!r}", "active_model",
@@ -131,7 +156,8 @@ ROWS = {
     **choice(NEURON, "clusters", "nx_clusters", "auto"),
     **whole_number(NEURON, "explained", 5, 95, "nx_explained", 30),
     **whole_number(NEURON, "show", 4, 64, "nx_show", 16),
-    **choice(NEURON, "cluster", "nx_cluster", "C0"),
+    **choice(NEURON, "cluster", "nx_cluster", "C0", **{NEURON_VIEW_PARAM: CLUSTERS}),  # read on its tab
+    **tab(NEURON, NEURON_VIEW_PARAM, READS, "nx_fig_hist", TOP_EXAMPLES, EFFECTS),
     **text(NEURON, "pos", {"on-a-linear-layer": ("3,4", "`pos` applies to conv channels only")}),
     **{key: Row(NEURON, row.params, row.message, "nx_at", "its maximum", ON_CNN) for key, row in text(NEURON, "pos", {
         "outside": ("26,0", "`pos`=26,0 is outside the 26x26 map"),
@@ -143,6 +169,7 @@ ROWS = {
     # -- Classification Explorer
     **whole_number(CLASSIFY, "test_index", 0, 9_999, "classify_test_index", 0),
     **whole_number(CLASSIFY, "train_index", 0, 59_999, "classify_source", "Test example"),
+    **tab(CLASSIFY, CLASSIFY_VIEW_PARAM, EFFECTS, "classify_effects", IMPORTANT, ON_INPUT),
     # -- Attribution & ablations (mlp-1x64: ten classes, 64 units)
     **text(ABLATIONS, "agroups", {
         "script": (SCRIPT, "needs a ':' between the group name and its units"),
@@ -332,6 +359,9 @@ def test_a_hostile_parameter_gets_a_clear_message_and_changes_nothing(row, warme
             assert not any(f"`{name}`" in note for note in notes), f"a message about {name}: {notes}"
     if row.state is not None:
         assert at.session_state[row.state] == row.fallback
+    if row.chart is not None:
+        assert row.chart in {chart.key for chart in at.get("plotly_chart")}
+        assert not row.params.keys() & at.query_params.keys(), "the URL names no tab: the default is open"
     assert changes(before, snapshot()) == []
     if "model" in row.params:
         hostile = row.params["model"]
