@@ -25,9 +25,18 @@ from ui import loaders
 from ui.attribution_panels import panels as attribution_panels
 from ui.downloads import csv_button, npz_button
 from ui.example_picker import ChosenInput, pick_input
-from ui.links import ACTIVATIONS, EARLIER, EFFECTS, IMPORTANT, NEURON_PAGE, go_to, neuron_href, on_input_link
-from ui.links import CLASSIFY_VIEW_PARAM as VIEW_KEY
-from ui.links import CLASSIFY_VIEWS as VIEWS
+from ui.links import (
+    ACTIVATIONS,
+    CLASSIFY_PANEL_PARAM,
+    CLASSIFY_PANELS,
+    EARLIER,
+    EFFECTS,
+    IMPORTANT,
+    NEURON_PAGE,
+    go_to,
+    neuron_href,
+    on_input_link,
+)
 from ui.tabs import url_tabs
 
 CLASS_KEY = "classify_class"
@@ -234,7 +243,7 @@ explanation = le.explain_class(net, chosen.image, effects, cls, share_percent / 
 important = [u.unit for u in explanation.units]
 
 # -- the views: one tab each, only the open one built and drawn (ui.tabs) --------------------------------
-tabs = url_tabs([*VIEWS, EARLIER], VIEW_KEY)
+tabs = url_tabs([*CLASSIFY_PANELS, EARLIER], CLASSIFY_PANEL_PARAM)
 if tabs[EFFECTS].open:
     with tabs[EFFECTS]:
         _effects_view(model_name, final, effects, class_names, unit_layer, chosen)

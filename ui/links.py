@@ -10,7 +10,7 @@ URL contracts (``model`` is always the zoo name):
   ``pos=R,C`` for the channel at one cell of its map, and ``test_index=I`` or ``train_index=I`` for the input
   its on-one-input views show; ``view=`` one of ``NEURON_VIEWS``, the open tab)
 * Classification     ``/classify?model=M&test_index=I`` (or ``train_index=I`` for a training image; ``panel=`` one
-  of ``CLASSIFY_VIEWS`` or ``EARLIER``, the open tab)
+  of ``CLASSIFY_PANELS`` or ``EARLIER``, the open tab)
 * Activation geometry ``/geometry?model=M&layer=L&color=...&dirs=...`` and Feature visualisation
   ``/features?model=M&layer=L&target=units&units=...`` (or ``target=directions&dirs=...``)
 * Ablations          ``/ablations?model=M&...`` and Hypothesis & scrubbing ``/hypothesis?model=M&...``, both
@@ -35,9 +35,9 @@ FEATURES_PAGE = "app_pages/feature_viz.py"
 NEURON_VIEW_PARAM = "view"
 READS, ON_INPUT, TOP_EXAMPLES, CLUSTERS = "Weights and firing", "On one input", "Top examples", "Feature clusters"
 NEURON_VIEWS = (READS, ON_INPUT, TOP_EXAMPLES, CLUSTERS)
-CLASSIFY_VIEW_PARAM = "panel"  # not "view": a widget key, and session state is shared between pages
+CLASSIFY_PANEL_PARAM = "panel"
 EFFECTS, IMPORTANT, ACTIVATIONS, EARLIER = "Logit effects", "Important units", "Activations", "Earlier layers"
-CLASSIFY_VIEWS = (EFFECTS, IMPORTANT, ACTIVATIONS)  # and EARLIER for a model with earlier hidden layers
+CLASSIFY_PANELS = (EFFECTS, IMPORTANT, ACTIVATIONS)  # then EARLIER (which says when a model has none)
 URL_PATHS = {NEURON_PAGE: "neuron", CLASSIFY_PAGE: "classify", ABLATIONS_PAGE: "ablations",
              HYPOTHESIS_PAGE: "hypothesis", GEOMETRY_PAGE: "geometry", FEATURES_PAGE: "features"}
 

@@ -26,8 +26,8 @@ from mechmnistic.viz import classification as classification_viz
 from ui import attribution_panels
 from ui.links import (
     ACTIVATIONS,
-    CLASSIFY_VIEW_PARAM,
-    CLASSIFY_VIEWS,
+    CLASSIFY_PANEL_PARAM,
+    CLASSIFY_PANELS,
     EARLIER,
     EFFECTS,
     IMPORTANT,
@@ -64,7 +64,7 @@ def _open(**params: str) -> AppTest:
 
 
 def _open_tab(at: AppTest, tab: str) -> AppTest:
-    return open_tab(at, CLASSIFY_VIEW_PARAM, tab, EFFECTS)
+    return open_tab(at, CLASSIFY_PANEL_PARAM, tab, EFFECTS)
 
 
 def _chart_keys(at: AppTest) -> set[str]:
@@ -111,8 +111,8 @@ def test_deep_link_to_a_test_example(bundled, mnist_test):
     assert len(_array(effects["data"][1]["x"])) == 10 * 65, "one clickable marker per cell"
     logits = _array(figures["Logits"]["data"][0]["y"])
     np.testing.assert_allclose(logits, expected.logits, rtol=1e-6)
-    assert CLASSIFY_VIEW_PARAM not in at.query_params, "the first tab is the default, so the URL need not name it"
-    for tab in CLASSIFY_VIEWS:  # every tab offers the numbers it shows, besides the input and the logits
+    assert CLASSIFY_PANEL_PARAM not in at.query_params, "the first tab is the default, so the URL need not name it"
+    for tab in CLASSIFY_PANELS:  # every tab offers the numbers it shows, besides the input and the logits
         downloads = {button.key for button in _open_tab(at, tab).get("download_button")}
         assert downloads == ALWAYS_DOWNLOADS | TAB_DOWNLOADS[tab], tab
 
@@ -161,7 +161,7 @@ def test_every_bundled_model_renders(name, bundled, mnist_test):
     effects = next(spec for title, spec in _figures(at).items() if title.startswith("Logit effects"))
     assert _array(effects["data"][0]["z"]).shape == expected.effects.shape
     earlier = model.layer_names[:-2]
-    tabs = [*CLASSIFY_VIEWS, EARLIER] if earlier else list(CLASSIFY_VIEWS)
+    tabs = [*CLASSIFY_PANELS, EARLIER]  # every model has the earlier-layers tab, so a link's tab always exists
     assert [tab.label for tab in at.tabs] == tabs
     attribution = {f"classify_attr_{layer}" for layer in earlier} | \
         {f"classify_attr_cells_{layer}" for layer in earlier if is_conv(model, layer)}  # heatmap (+ cells)
@@ -171,6 +171,8 @@ def test_every_bundled_model_renders(name, bundled, mnist_test):
         charts = at.get("plotly_chart") if tab == EFFECTS else _open_tab(at, tab).get("plotly_chart")
         assert len(charts) == len({c.key for c in charts}) and \
             {c.key for c in charts} == ALWAYS_CHARTS | TAB_CHARTS.get(tab, attribution), tab
+        if tab == EARLIER and not earlier:
+            assert any("its attribution is the logit effects" in i.value for i in at.info)
         if tab == IMPORTANT:
             shown = at.dataframe[0].value["unit"].tolist()
             assert shown == [u.unit for u in
@@ -188,12 +190,12 @@ def test_a_final_layer_reading_feature_maps_says_what_does_not_apply(mnist_test)
     at.switch_page(PAGE)
     at.query_params["model"] = "maps-only@00000000"
     at.query_params["test_index"] = "3"
-    at.query_params[CLASSIFY_VIEW_PARAM] = IMPORTANT
+    at.query_params[CLASSIFY_PANEL_PARAM] = IMPORTANT
     at.run()
     at.slider(key="classify_share_percent").set_value(0.5).run()
     assert not at.exception
     assert _prediction_shown(at) == logit_effects(model, mnist_test.images[3]).prediction
-    assert [tab.label for tab in at.tabs] == list(CLASSIFY_VIEWS), "no earlier hidden layer, no tab for one"
+    assert [tab.label for tab in at.tabs] == [*CLASSIFY_PANELS, EARLIER]
     assert any("do not apply" in i.value and "no Hadamard embedding" in i.value for i in at.info)
     assert "Neuron Explorer" not in at.dataframe[0].value.columns, "no links to neurons that are not neurons"
     _open_tab(at, EFFECTS)
@@ -309,7 +311,7 @@ def test_clear_starts_a_fresh_canvas(mnist_test):
 
 
 def test_class_and_share_choose_the_important_units(bundled, mnist_test):
-    at = _open(test_index="8", **{CLASSIFY_VIEW_PARAM: IMPORTANT})
+    at = _open(test_index="8", **{CLASSIFY_PANEL_PARAM: IMPORTANT})
     at.selectbox(key="classify_class").set_value(3).run()
     at.slider(key="classify_share_percent").set_value(5.0).run()
     assert not at.exception
@@ -326,7 +328,7 @@ def test_class_and_share_choose_the_important_units(bundled, mnist_test):
 
 def test_earlier_layers_are_attributed_with_their_checks(bundled, mnist_test):
     model = bundled("mlp-2x64")
-    at = _open(model="mlp-2x64", test_index="3", **{CLASSIFY_VIEW_PARAM: EARLIER})
+    at = _open(model="mlp-2x64", test_index="3", **{CLASSIFY_PANEL_PARAM: EARLIER})
     assert not at.exception
     expected = layer_attribution(model, mnist_test.images[3], "layers.0")
     heatmap = next(c for c in at.get("plotly_chart") if c.key == "classify_attr_layers.0")
@@ -346,7 +348,7 @@ def test_earlier_layers_are_attributed_with_their_checks(bundled, mnist_test):
 
 def test_a_cnn_conv_layer_is_attributed_per_channel_and_per_cell(bundled, mnist_test):
     model = bundled("challenge-cnn")
-    at = _open(model="challenge-cnn", test_index="5", **{CLASSIFY_VIEW_PARAM: EARLIER})
+    at = _open(model="challenge-cnn", test_index="5", **{CLASSIFY_PANEL_PARAM: EARLIER})
     assert not at.exception
     expected = layer_attribution(model, mnist_test.images[5], "conv2")
     cls = logit_effects(model, mnist_test.images[5]).prediction
@@ -357,7 +359,7 @@ def test_a_cnn_conv_layer_is_attributed_per_channel_and_per_cell(bundled, mnist_
     np.testing.assert_allclose(cells["attribution"], expected.attributions[0, cls][channel, row, col], rtol=1e-5)
     where = pooled_cell_positions(model, "conv2", mnist_test.images[5])[channel[0], row[0], col[0]]
     assert cells["open"].iloc[0] == (f"./neuron?model=challenge-cnn&layer=conv2&neuron={channel[0]}"
-                                     f"&pos={where[0]}%2C{where[1]}&test_index=5")
+                                     f"&pos={where[0]}%2C{where[1]}&test_index=5&view=On+one+input")
 
 
 def test_clicking_the_bias_column_explains_itself():
@@ -379,7 +381,7 @@ def test_clicking_a_cell_opens_the_neuron_explorer():
 
 
 def test_selecting_an_important_unit_opens_the_neuron_explorer():
-    at = _open(test_index="8", **{CLASSIFY_VIEW_PARAM: IMPORTANT})
+    at = _open(test_index="8", **{CLASSIFY_PANEL_PARAM: IMPORTANT})
     first = int(at.dataframe[0].value["unit"].iloc[0])
     at.session_state["classify_important_table"] = {"selection": {"rows": [0], "columns": []}}
     at.run()
@@ -410,7 +412,7 @@ def test_only_the_open_tab_is_computed_and_a_click_through_opens_the_unit_on_thi
 
     at = _open(model="mlp-2x64", test_index="8")
     assert not at.exception
-    assert at.session_state[CLASSIFY_VIEW_PARAM] == EFFECTS
+    assert at.session_state[CLASSIFY_PANEL_PARAM] == EFFECTS
     charts = _chart_keys(at)
     assert "classify_effects" in charts and "classify_activations" not in charts
     assert calls.get("logit_effects_heatmap", 0) >= 1

@@ -19,7 +19,7 @@ import mechmnistic
 from mechmnistic.analysis.activations import is_conv
 from ui.links import (
     ACTIVATIONS,
-    CLASSIFY_VIEW_PARAM,
+    CLASSIFY_PANEL_PARAM,
     CLUSTERS,
     EARLIER,
     EFFECTS,
@@ -83,8 +83,8 @@ def _classify(at: AppTest, model) -> None:
     assert any(m.value.startswith("#### Predicted class") for m in at.markdown)
     earlier = {f"classify_attr_{layer}" for layer in model.layer_names[:-2]}
     own = {EFFECTS: {"classify_effects"}, IMPORTANT: {"classify_combined"}, ACTIVATIONS: {"classify_activations"},
-           **({EARLIER: earlier} if earlier else {})}  # charts only that tab draws
-    for tab, charts in _tabs(at, CLASSIFY_VIEW_PARAM, list(own)).items():
+           EARLIER: earlier}  # charts only that tab draws (none for a model without earlier layers)
+    for tab, charts in _tabs(at, CLASSIFY_PANEL_PARAM, list(own)).items():
         assert charts & set().union(*own.values()) == own[tab], f"{tab}: all its own charts, no other tab's"
 
 

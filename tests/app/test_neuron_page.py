@@ -20,6 +20,7 @@ from mechmnistic.analysis.conv import feature_maps, pooled_cell_positions
 from mechmnistic.analysis.neurons import input_weights, similar_neurons, top_examples
 from ui.links import CLUSTERS, NEURON_VIEW_PARAM, NEURON_VIEWS, ON_INPUT, READS, TOP_EXAMPLES
 
+from . import tabs
 from .conftest import assert_no_exception, wait_for_app
 from .test_import_page import _session, _upload, digit_mlp_bytes  # noqa: F401 (a fixture)
 
@@ -45,17 +46,8 @@ def open_page(**params: str) -> AppTest:
 
 
 def open_tab(at: AppTest, view: str) -> AppTest:
-    """Open the page's tab ``view`` and re-run, as a click on it does (only the open tab is computed and drawn).
-
-    A tab other than the first is named in the URL; the first, the default, leaves the URL, so there only
-    the tabs' own state can name it.
-    """
-    if view == READS:
-        at.query_params.pop(NEURON_VIEW_PARAM, None)
-        at.session_state[NEURON_VIEW_PARAM] = view
-    else:
-        at.query_params[NEURON_VIEW_PARAM] = view
-    return at.run()
+    """Open the page's tab ``view`` and re-run, as a click on it does (only the open tab is computed and drawn)."""
+    return tabs.open_tab(at, NEURON_VIEW_PARAM, view, READS)
 
 
 def keys(elements) -> set[str]:

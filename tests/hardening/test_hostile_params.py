@@ -30,7 +30,7 @@ from mechmnistic.analysis.atlas import DEFAULT_TOP_K, MAX_TOP_K
 from mechmnistic.models import zoo
 from mechmnistic.paths import zoo_root
 from ui.links import (
-    CLASSIFY_VIEW_PARAM,
+    CLASSIFY_PANEL_PARAM,
     CLUSTERS,
     EFFECTS,
     IMPORTANT,
@@ -115,14 +115,16 @@ def flag(page: str, name: str, state: str, **context) -> dict:
 
 
 def tab(page: str, name: str, default: str, chart: str, other: str, elsewhere: str) -> dict:
-    """The explorer's open tab, named verbatim by its label: anything else is dropped from the URL (by
-    Streamlit, silently) and the first tab, ``default``, is open, showing ``chart``. ``other``: another of
-    its tabs; ``elsewhere``: a tab of the other explorer."""
-    bad = {"unknown": "no-such-tab", "empty": "", "huge": "x" * 10_000, "script": SCRIPT, "shell": SHELL,
+    """The explorer's open tab, named verbatim by its label: anything else is reported (an empty value means
+    the default, silently), dropped from the URL, and the first tab, ``default``, is open, showing ``chart``.
+    ``other``: another of its tabs; ``elsewhere``: a tab of the other explorer."""
+    bad = {"unknown": "no-such-tab", "huge": "x" * 10_000, "script": SCRIPT, "shell": SHELL,
            "lower-case": other.lower(), "padded": f" {other} ", "plus-for-space": other.replace(" ", "+"),
            "other-explorers": elsewhere}
-    return {f"{page}-{name}-{label}": Row(page, {name: value}, NO_MESSAGE, name, default, chart=chart)
+    rows = {f"{page}-{name}-{label}": Row(page, {name: value}, f"Unknown `{name}`", name, default, chart=chart)
             for label, value in bad.items()}
+    rows[f"{page}-{name}-empty"] = Row(page, {name: ""}, NO_MESSAGE, name, default, chart=chart)
+    return rows
 
 
 def model_rows(page: str) -> dict:
@@ -169,7 +171,7 @@ ROWS = {
     # -- Classification Explorer
     **whole_number(CLASSIFY, "test_index", 0, 9_999, "classify_test_index", 0),
     **whole_number(CLASSIFY, "train_index", 0, 59_999, "classify_source", "Test example"),
-    **tab(CLASSIFY, CLASSIFY_VIEW_PARAM, EFFECTS, "classify_effects", IMPORTANT, ON_INPUT),
+    **tab(CLASSIFY, CLASSIFY_PANEL_PARAM, EFFECTS, "classify_effects", IMPORTANT, ON_INPUT),
     # -- Attribution & ablations (mlp-1x64: ten classes, 64 units)
     **text(ABLATIONS, "agroups", {
         "script": (SCRIPT, "needs a ':' between the group name and its units"),
