@@ -3,9 +3,10 @@
 Pick an MNIST example (or draw one); see the logits and, one tab each (only
 the open tab's figures are built and drawn; ``?panel=`` names it): the logit effects
 (activation x output weight, clickable: a cell opens its neuron in the Neuron
-Explorer) with the output weights; the important units for a class with their
+Explorer); the important units for a class with their
 input weights, the input's Hadamard embeddings, and the embeddings combined
-into one pixel map; the last hidden layer's activations; and, for deeper
+into one pixel map; the last hidden layer's activations and the output
+weights (the two factors of the effects); and, for deeper
 models, attribution to earlier layers. Every number comes from
 ``mechmnistic.analysis.logit_effects``.
 """
@@ -91,14 +92,11 @@ def _open_neuron(model_name: str, final: le.FinalLayer, unit: int, chosen: Chose
 
 def _effects_view(model_name: str, final: le.FinalLayer, effects: le.LogitEffects, class_names: list[str],
                   unit_layer: str, chosen: ChosenInput) -> None:
-    """The clickable logit-effects heatmap (a cell opens its neuron) and the output weights it multiplies."""
+    """The clickable logit-effects heatmap (a cell opens its neuron)."""
     event = st.plotly_chart(viz.logit_effects_heatmap(effects.effects, effects.activations, class_names, unit_layer),
                             on_select="rerun", selection_mode="points", key="classify_effects")
     csv_button("Download logit effects (CSV: one row per class, bias column, and the logit)",
                _effects_table(effects), "logit_effects.csv", key="classify_dl_effects")
-    st.plotly_chart(viz.output_weights_heatmap(effects.weight, class_names, unit_layer), key="classify_weights")
-    npz_button("Download output weights (NPZ)", {"weight": effects.weight, "bias": effects.bias},
-               "output_weights.npz", key="classify_dl_weights")
     clicked = viz.clicked_cell(event, final.n_units)
     if clicked is not None:
         if clicked[0] == viz.BIAS_UNIT:
@@ -258,6 +256,10 @@ if tabs[ACTIVATIONS].open:
         csv_button("Download activations (CSV)",
                    pd.DataFrame({"unit": np.arange(final.n_units), "activation": effects.activations}),
                    "activations.csv", key="classify_dl_activations")
+        st.markdown("#### Output weights: the other factor of each logit effect")
+        st.plotly_chart(viz.output_weights_heatmap(effects.weight, class_names, unit_layer), key="classify_weights")
+        npz_button("Download output weights (NPZ)", {"weight": effects.weight, "bias": effects.bias},
+                   "output_weights.npz", key="classify_dl_weights")
 if tabs[EARLIER].open:
     with tabs[EARLIER]:
         attribution_panels(model_name, net, chosen.image, cls, _neuron_params(chosen))

@@ -28,8 +28,8 @@ REPEATS = 5
 TEST_INDICES = [8, 1234, 4321, 77, 9001, 2500]
 TARGETS = {"deep_link_load_s": 2.5, "change_example_s": 1.7, "rerun_after_stroke_s": 1.5, "server_peak_mb": 1024}
 #: Charts on the page for a test example of mlp-1x64, default tab (input, logits, probabilities, logit
-#: effects, output weights).
-CHARTS = 5
+#: effects).
+CHARTS = 4
 
 
 

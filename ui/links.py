@@ -36,7 +36,8 @@ NEURON_VIEW_PARAM = "view"
 READS, ON_INPUT, TOP_EXAMPLES, CLUSTERS = "Weights and firing", "On one input", "Top examples", "Feature clusters"
 NEURON_VIEWS = (READS, ON_INPUT, TOP_EXAMPLES, CLUSTERS)
 CLASSIFY_PANEL_PARAM = "panel"
-EFFECTS, IMPORTANT, ACTIVATIONS, EARLIER = "Logit effects", "Important units", "Activations", "Earlier layers"
+EFFECTS, IMPORTANT = "Logit effects", "Important units"
+ACTIVATIONS, EARLIER = "Activations and weights", "Earlier layers"
 CLASSIFY_PANELS = (EFFECTS, IMPORTANT, ACTIVATIONS)  # then EARLIER (which says when a model has none)
 URL_PATHS = {NEURON_PAGE: "neuron", CLASSIFY_PAGE: "classify", ABLATIONS_PAGE: "ablations",
              HYPOTHESIS_PAGE: "hypothesis", GEOMETRY_PAGE: "geometry", FEATURES_PAGE: "features"}

@@ -45,12 +45,12 @@ PAGE = "app_pages/classification_explorer.py"
 ALWAYS_CHARTS = {"classify_input_figure", "classify_logits", "classify_probabilities"}
 ALWAYS_DOWNLOADS = {"classify_dl_input", "classify_dl_logits"}
 #: Each tab's own charts and downloads (the earlier layers' depend on the model).
-TAB_CHARTS = {EFFECTS: {"classify_effects", "classify_weights"},
+TAB_CHARTS = {EFFECTS: {"classify_effects"},
               IMPORTANT: {"classify_important_figure", "classify_combined"},
-              ACTIVATIONS: {"classify_activations"}}
-TAB_DOWNLOADS = {EFFECTS: {"classify_dl_effects", "classify_dl_weights"},
+              ACTIVATIONS: {"classify_activations", "classify_weights"}}
+TAB_DOWNLOADS = {EFFECTS: {"classify_dl_effects"},
                  IMPORTANT: {"classify_dl_important", "classify_dl_embeddings", "classify_dl_combined"},
-                 ACTIVATIONS: {"classify_dl_activations"}}
+                 ACTIVATIONS: {"classify_dl_activations", "classify_dl_weights"}}
 
 
 def _open(**params: str) -> AppTest:
