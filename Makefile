@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 .PHONY: run test setup setup-dev data browser bench lint clean-cache
 
 run: setup data
-	$(PY) -m streamlit run app.py --server.port $(PORT) --browser.gatherUsageStats false
+	$(PY) -m streamlit run app.py --server.port $(PORT)
 
 test: setup-dev data browser
 	$(PY) -m pytest $(PYTEST_ARGS)

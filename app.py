@@ -16,17 +16,26 @@ from ui.sidebar import model_picker
 
 st.set_page_config(page_title="MechMNISTic", page_icon="🔬", layout="wide")
 
+
+def _page(script: str, title: str, icon: str, url_path: str | None = None, default: bool = False) -> st.Page:
+    # Material Symbols icons, not emoji: Streamlit bundles their font, so they show on machines without an
+    # emoji font.
+    return st.Page(f"app_pages/{script}.py", title=title, icon=f":material/{icon}:", url_path=url_path,
+                   default=default)
+
+
 PAGES = [
-    st.Page("app_pages/zoo.py", title="Model zoo", icon="🗂️", default=True),
-    st.Page("app_pages/neuron_explorer.py", title="Neuron Explorer", icon="🧠", url_path="neuron"),
-    st.Page("app_pages/classification_explorer.py", title="Classification Explorer", icon="🎯", url_path="classify"),
-    st.Page("app_pages/import_model.py", title="Import a model", icon="📥", url_path="import"),
-    st.Page("app_pages/ablations.py", title="Attribution & ablations", icon="✂️", url_path="ablations"),
-    st.Page("app_pages/hypothesis.py", title="Hypothesis & causal scrubbing", icon="🧪", url_path="hypothesis"),
-    st.Page("app_pages/geometry.py", title="Activation geometry", icon="📐", url_path="geometry"),
-    st.Page("app_pages/feature_viz.py", title="Feature visualisation", icon="🎨", url_path="features"),
-    st.Page("app_pages/walkthrough.py", title="Walkthrough: the challenge", icon="🧭", url_path="walkthrough"),
+    _page("zoo", "Model zoo", "inventory_2", default=True),
+    _page("neuron_explorer", "Neuron Explorer", "neurology", "neuron"),
+    _page("classification_explorer", "Classification Explorer", "target", "classify"),
+    _page("import_model", "Import a model", "upload_file", "import"),
+    _page("ablations", "Attribution & ablations", "content_cut", "ablations"),
+    _page("hypothesis", "Hypothesis & causal scrubbing", "science", "hypothesis"),
+    _page("geometry", "Activation geometry", "scatter_plot", "geometry"),
+    _page("feature_viz", "Feature visualisation", "palette", "features"),
+    _page("walkthrough", "Walkthrough: the challenge", "explore", "walkthrough"),
 ]
+
 
 navigation = st.navigation(PAGES)
 st.session_state["active_model"] = model_picker()

@@ -87,7 +87,7 @@ def running_app(env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
     log = tempfile.NamedTemporaryFile("w", prefix="bench-streamlit-", suffix=".log", delete=False)
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.port", str(port),
          "--server.fileWatcherType", "none"],
         cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,
     )

@@ -8,74 +8,28 @@ network; the app under test is a real `streamlit run` on a free loopback port.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
-REPO = Path(__file__).resolve().parents[2]
+from bench.common import CHROMIUM_ARGS, REPO, running_app
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-APP_TIMEOUT_S = 60
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def browser_type_launch_args(browser_type_launch_args):
-    return {
-        **browser_type_launch_args,
-        "executable_path": CHROMIUM,
-        "args": [
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
-        ],
-    }
+    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
 
 
 @contextlib.contextmanager
 def _serving(tmp_path_factory, env: dict[str, str]) -> Iterator[str]:
-    """Run `streamlit run app.py` with ``env`` added; yields its base URL, stops it after."""
-    port = _free_port()
-    env = {**os.environ, "MECHMNISTIC_CACHE": str(tmp_path_factory.mktemp("app-cache")), **env}
-    log = open(tmp_path_factory.mktemp("app-log") / "streamlit.log", "w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--browser.gatherUsageStats", "false", "--server.address", "127.0.0.1", "--server.port", str(port),
-         "--server.fileWatcherType", "none"],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.time() + APP_TIMEOUT_S
-    while True:
-        try:
-            if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).read() == b"ok":
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.time() > deadline:
-            process.kill()
-            raise RuntimeError(f"streamlit did not start; see {log.name}")
-        time.sleep(0.3)
-    try:
+    """`streamlit run app.py` (the benchmarks' launcher) with its own empty analysis cache and ``env`` added;
+    yields its base URL, stops it after."""
+    with running_app({"MECHMNISTIC_CACHE": str(tmp_path_factory.mktemp("app-cache")), **env}) as (base, _pid):
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
 
 
 @pytest.fixture(scope="session")
@@ -95,6 +49,15 @@ def app_with_tmp_zoo(tmp_path_factory):
     shutil.copytree(REPO / "models" / "mlp-1x64", zoo / "mlp-1x64")
     with _serving(tmp_path_factory, {"MECHMNISTIC_MODELS": str(zoo)}) as base:
         yield base, zoo
+
+
+def open_app_page(page: str, **params: str) -> AppTest:
+    """A new session that arrives on ``page`` (a path under app_pages/) by a link carrying ``params``; run once."""
+    at = AppTest.from_file("../../app.py", default_timeout=300)
+    for key, value in params.items():
+        at.query_params[key] = value
+    at.switch_page(page)
+    return at.run()
 
 
 def wait_for_app(page, timeout_ms: int = 60_000) -> None:

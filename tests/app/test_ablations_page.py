@@ -16,7 +16,7 @@ from mechmnistic.analysis.templates import resolve_template
 from mechmnistic.cache import model_fingerprint
 from mechmnistic.models import MLPConfig, ModelCard, build_model
 
-from .conftest import assert_no_exception, wait_for_app
+from .conftest import assert_no_exception, open_app_page, wait_for_app
 from .test_hypothesis_page import HIDDEN, array, figures, page_text
 
 APP = "../../app.py"
@@ -25,11 +25,7 @@ BAND = {"model": "challenge-cnn", "hyp": "1", "lo": "-33.93", "hi": "-15.22"}
 
 
 def open_page(**params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page(PAGE)
-    return at.run()
+    return open_app_page(PAGE, **params)
 
 
 def table_with(at: AppTest, column: str):

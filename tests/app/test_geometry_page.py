@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from mechmnistic import load_model
 from mechmnistic.analysis import geometry as g
 
-from .conftest import assert_no_exception, wait_for_app
+from .conftest import assert_no_exception, open_app_page, wait_for_app
 from .plotly_screen import screen_xy
 
 APP = "../../app.py"
@@ -21,11 +21,7 @@ PAGE = "app_pages/geometry.py"
 
 
 def _run(**params) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page(PAGE)
-    return at.run()
+    return open_app_page(PAGE, **params)
 
 
 def _figures(at: AppTest) -> list[dict]:

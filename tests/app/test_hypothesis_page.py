@@ -16,7 +16,7 @@ from mechmnistic.analysis.scrubbing import scrub
 from mechmnistic.analysis.templates import resolve_template
 from mechmnistic.labels import CHALLENGE_LABEL_FUNCTION
 
-from .conftest import assert_no_exception, wait_for_app
+from .conftest import assert_no_exception, open_app_page, wait_for_app
 
 APP = "../../app.py"
 PAGE = "app_pages/hypothesis.py"
@@ -24,11 +24,7 @@ HIDDEN = ("-33.93", "-15.22", "33.93", "15.22", CHALLENGE_LABEL_FUNCTION["note"]
 
 
 def open_page(**params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page(PAGE)
-    return at.run()
+    return open_app_page(PAGE, **params)
 
 
 def figures(at: AppTest) -> dict[str, dict]:

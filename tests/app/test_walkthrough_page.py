@@ -18,7 +18,7 @@ from mechmnistic.analysis.templates import resolve_template
 from mechmnistic.labels import CHALLENGE_LABEL_FUNCTION
 from ui import loaders
 
-from .conftest import REPO, assert_no_exception, wait_for_app
+from .conftest import REPO, assert_no_exception, open_app_page, wait_for_app
 from .test_hypothesis_page import HIDDEN, array, figures, metric, page_text
 
 APP = "../../app.py"
@@ -26,11 +26,7 @@ PAGE = "app_pages/walkthrough.py"
 
 
 def open_page(**params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=300)
-    for key, value in params.items():
-        at.query_params[key] = value
-    at.switch_page(PAGE)
-    return at.run()
+    return open_app_page(PAGE, **params)
 
 
 def shown(at: AppTest) -> str:
