@@ -13,7 +13,6 @@ from ui import bound, loaders
 from ui import geometry as data
 from ui.downloads import csv_button, npz_button
 from ui.links import CLASSIFY_PAGE, NEURON_PAGE, classify_href, go_to, neuron_href
-from ui.params import set_params
 
 TARGETS = {"units": "units", "directions": "directions (PCA, logit difference, templates, fits)"}
 INITS = {"zeros": "zeros", "noise": "uniform noise", "example": "a training image"}
@@ -29,11 +28,8 @@ st.write(
 model_name = st.session_state["active_model"]
 model = loaders.load_model(model_name)
 layers = list(model.layer_names)
-if st.session_state.get("features_model", model_name) != model_name:
-    for key, url in {"features_layer": "layer", "features_units": "units", "features_dirs": "dirs"}.items():
-        st.session_state.pop(key, None)
-        set_params(**{url: None})
-st.session_state["features_model"] = model_name
+bound.forget_on_model_change("features", model_name,
+                             {"features_layer": "layer", "features_units": "units", "features_dirs": "dirs"})
 
 layer_column, target_column = st.columns([1, 2])
 layer = bound.select(layer_column, "Layer", layers, "features_layer", "layer",

@@ -31,11 +31,7 @@ st.write(
 model_name = st.session_state["active_model"]
 model = loaders.load_model(model_name)
 layers = list(model.layer_names)
-if st.session_state.get("geometry_model", model_name) != model_name:
-    for key, url in VIEW.items():
-        st.session_state.pop(key, None)
-        set_params(**{url: None})
-st.session_state["geometry_model"] = model_name
+bound.forget_on_model_change("geometry", model_name, VIEW)
 
 left, middle, right = st.columns([2, 1, 1])
 layer = bound.select(left, "Layer", layers, "geometry_layer", "layer", layers[-2] if len(layers) > 1 else layers[0],

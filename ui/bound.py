@@ -78,3 +78,14 @@ def flag(container, label: str, key: str, url: str, toggle: bool = False, **kwar
     value = (container.toggle if toggle else container.checkbox)(label, key=key, **kwargs)
     set_params(**{url: "1" if value else None})
     return bool(value)
+
+
+def forget_on_model_change(page: str, model_name: str, bound: dict[str, str]) -> None:
+    """Clear ``bound`` (widget key -> URL parameter) when the sidebar's model is not the one this page last
+    showed: a layer, unit or direction of one model means nothing, or something else, on another."""
+    seen_key = f"{page}_model"
+    if st.session_state.get(seen_key, model_name) != model_name:
+        for key, url in bound.items():
+            st.session_state.pop(key, None)
+            set_params(**{url: None})
+    st.session_state[seen_key] = model_name

@@ -54,6 +54,16 @@ def test_all_200_fc1_units_of_the_challenge_network_in_one_grid():
     assert "clamped to [0, 1]" in _texts(at.caption)
 
 
+def test_changing_the_model_drops_the_old_models_view():
+    at = _run(model="challenge-cnn", layer="conv2", units="0-3", steps="5")
+    assert at.text_input(key="features_units").value == "0-3"
+    at.selectbox(key="model").set_value("mlp-2x64").run()
+    assert not at.exception and not at.warning
+    assert at.selectbox(key="features_layer").value == "layers.1"
+    assert at.text_input(key="features_units").value == "all" and at.query_params["units"] == "all"
+    assert at.number_input(key="features_steps").value == 5, "settings that mean the same on any model stay"
+
+
 def test_the_page_shows_the_python_numbers():
     at = _run(model="challenge-cnn", units="175,76", nearest="2", steps="40", blur="0.5")
     assert not at.exception
