@@ -80,13 +80,14 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_app(env: dict[str, str] | None = None) -> Iterator[tuple[str, int]]:
-    """A `streamlit run app.py` on a free port, with ``env`` added to this process's environment (by default
-    none: the default, warm analysis cache); yields (base URL, pid)."""
+def running_app(env: dict[str, str] | None = None, script: str = "app.py") -> Iterator[tuple[str, int]]:
+    """A `streamlit run SCRIPT` (a path under the repository; by default the app) on a free port, with ``env``
+    added to this process's environment (by default none: the default, warm analysis cache); yields
+    (base URL, pid)."""
     port = _free_port()
     log = tempfile.NamedTemporaryFile("w", prefix="bench-streamlit-", suffix=".log", delete=False)
     process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+        [sys.executable, "-m", "streamlit", "run", script, "--server.headless", "true",
          "--server.address", "127.0.0.1", "--server.port", str(port),
          "--server.fileWatcherType", "none"],
         cwd=REPO, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT,

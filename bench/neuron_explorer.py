@@ -8,9 +8,12 @@
   first tab's, which a link without ``view`` opens). *Deep link*: from
   navigation to a finished page (``common.PAGE_FINISHED_JS``: script done,
   nothing pending or still a loading skeleton, the unit's header there and
-  all the tab's Plotly charts drawn) in a new browser tab; the model zoo
-  page's load is given for comparison (what opening any page of the app
-  costs on the machine). *Switch*: from clicking "Next" to the next neuron's
+  all the tab's Plotly charts drawn) in a new browser tab. For comparison,
+  measured in turn with each other: the model zoo page (this app, no chart)
+  and two reference pages in ``bench/reference_pages/``, each its own
+  Streamlit app: a bare page (a title and a line of text) and the same with
+  one three-bar Plotly chart (what any page with a Plotly figure costs to
+  open on the machine). *Switch*: from clicking "Next" to the next neuron's
   finished page, clicking through neurons on one tab; the first switch after
   the load is reported apart. Medians over several repeats.
 * ``server_compute``: the same two script runs through Streamlit's AppTest, on
@@ -32,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from urllib.parse import quote_plus
 
 from ui.links import CLUSTERS, ON_INPUT, READS, TOP_EXAMPLES
@@ -41,6 +45,9 @@ from .common import CHROMIUM_ARGS, REPO, peak_memory_mb, running_app, save, wait
 MODEL, LAYER, START_NEURON = "mlp-1x64", "layers.0", 5
 DEEP_UNITS = [("mlp-2x64", "layers.1"), ("cnn-digits", "conv1"), ("cnn-digits", "conv2"), ("challenge-cnn", "fc1")]
 REPEATS = 5
+#: Reference pages (script, Plotly charts): what a deep link costs on the machine before any of this app's work.
+REFERENCE_PAGES = {"bare_page": ("bench/reference_pages/bare.py", 0),
+                   "page_with_one_plotly_chart": ("bench/reference_pages/one_chart.py", 1)}
 #: The page's tabs (``ui.links.NEURON_VIEWS``) and the charts each draws for an mlp-1x64 neuron: input and output
 #: weights, histogram, firing by digit | the input, its effective weights and embedding | the examples mosaic |
 #: the cluster mosaic, the digits per cluster, the members mosaic.
@@ -101,15 +108,19 @@ def _link(base: str, view: str) -> str:
     return f"{base}/neuron?model={MODEL}&layer={LAYER}&neuron={START_NEURON}{tab}"
 
 
-def _timed_load(context, address: str, neuron: int, charts: int) -> float:
-    """Seconds from navigating a new tab to ``address`` until the page is finished."""
+def _timed_open(context, address: str, text: str, charts: int) -> float:
+    """Seconds from navigating a new tab to ``address`` until the page is finished, showing ``text``."""
     page = context.new_page()
     start = time.perf_counter()
     page.goto(address)
-    wait_until_finished(page, _unit_header(neuron), charts)
+    wait_until_finished(page, text, charts)
     seconds = time.perf_counter() - start
     page.close()
     return seconds
+
+
+def _timed_load(context, address: str, neuron: int, charts: int) -> float:
+    return _timed_open(context, address, _unit_header(neuron), charts)
 
 
 def _tab(context, base: str, view: str, charts: int) -> dict:
@@ -132,8 +143,9 @@ def _tab(context, base: str, view: str, charts: int) -> dict:
             "deep_link_all_s": [round(v, 3) for v in loads], "switch_all_s": [round(v, 3) for v in switches[1:]]}
 
 
-def _browser(base: str) -> dict:
-    """Every tab of the page (the first is what a link without ``view`` opens), and the zoo page."""
+def _browser(base: str, references: dict[str, tuple[str, int]]) -> dict:
+    """Every tab of the page (the first is what a link without ``view`` opens), the zoo page, and the
+    ``references`` (name -> (URL, charts) of a reference page)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -142,19 +154,22 @@ def _browser(base: str) -> dict:
         for view, charts in TAB_CHARTS.items():  # warms the server's caches and the browser's copy of the app
             _timed_load(context, _link(base, view), START_NEURON, charts)
         tabs = {view: _tab(context, base, view, charts) for view, charts in TAB_CHARTS.items()}
-        # What opening any page of this app costs on the machine: the model zoo (text, tables, no chart).
-        zoo = []
+        # What opening a page costs on the machine before the Neuron Explorer's own work: this app's model zoo
+        # (text, tables, no chart) and the two reference pages, measured in turn so that they share the
+        # machine's moods.
+        pages = {"zoo_page": (f"{base}/?model={MODEL}", "Model zoo", 0),
+                 **{name: (url, "Reference page", charts) for name, (url, charts) in references.items()}}
+        for url, text, charts in pages.values():  # the reference pages' first visit fills the browser's cache
+            _timed_open(context, url, text, charts)
+        loads = {name: [] for name in pages}
         for _ in range(REPEATS):
-            page = context.new_page()
-            start = time.perf_counter()
-            page.goto(f"{base}/?model={MODEL}")
-            wait_until_finished(page, "Model zoo", 0)
-            zoo.append(time.perf_counter() - start)
-            page.close()
+            for name, (url, text, charts) in pages.items():
+                loads[name].append(_timed_open(context, url, text, charts))
         browser.close()
     default = tabs[next(iter(TAB_CHARTS))]
     return {"deep_link_s": default["deep_link_s"], "switch_s": default["switch_s"],
-            "zoo_page_load_s": round(statistics.median(zoo), 3), "tabs": tabs}
+            **{f"{name}_load_s": round(statistics.median(times), 3) for name, times in loads.items()},
+            "tabs": tabs}
 
 
 def main() -> None:
@@ -169,8 +184,11 @@ def main() -> None:
             f"{model} {layer}": _python(_SERVER_COMPUTE, str(REPO / "app.py"), str(REPEATS), model, layer,
                                         str(START_NEURON), *TAB_CHARTS, env=env)
             for model, layer in DEEP_UNITS}
-        with running_app(env) as (base, pid):
-            result["browser"] = _browser(base)
+        with ExitStack() as servers:
+            base, pid = servers.enter_context(running_app(env))
+            references = {name: (servers.enter_context(running_app(env, script))[0], charts)
+                          for name, (script, charts) in REFERENCE_PAGES.items()}
+            result["browser"] = _browser(base, references)
             result["server_peak_mb"] = round(peak_memory_mb(pid), 1)
     result["load_average_1m"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     result["targets"] = {"switch_s": 0.8, "deep_link_s": 1.0, "server_peak_mb": 1024, "first_analysis_s": 10,
