@@ -12,9 +12,11 @@ would show that visitor a page without its sidebar and state.
 
 import streamlit as st
 
+from ui.plotly_setup import let_tick_labels_overflow
 from ui.sidebar import model_picker
 
 st.set_page_config(page_title="MechMNISTic", page_icon="🔬", layout="wide")
+let_tick_labels_overflow()
 
 
 def _page(script: str, title: str, icon: str, url_path: str | None = None, default: bool = False) -> st.Page:

@@ -13,7 +13,15 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import DIVERGING, add_cell_markers, class_bar, class_by_unit_heatmap, clicked_xy, symmetric_range
+from .common import (
+    DIVERGING,
+    add_cell_markers,
+    class_bar,
+    class_by_unit_heatmap,
+    clicked_xy,
+    reserved_margin,
+    symmetric_range,
+)
 
 #: What ``clicked_cell`` returns as the unit for the logit-effects heatmap's bias column.
 BIAS_UNIT = -1
@@ -47,7 +55,7 @@ def activations_figure(activations: np.ndarray, unit_layer: str, highlight: Sequ
     fig.update_layout(
         title=f"Activations of {unit_layer} ({active} of {len(activations)} units active)",
         xaxis_title=f"{unit_layer} unit", yaxis_title="activation", height=260,
-        margin=dict(l=10, r=10, t=40, b=10), bargap=0.1,
+        margin=reserved_margin(x_axis=True, y_axis=True), bargap=0.1,
     )
     fig.update_xaxes(range=[-0.5, len(activations) - 0.5])
     return fig
@@ -142,7 +150,8 @@ def important_units_figure(weights: np.ndarray, maps: np.ndarray, titles: Sequen
                        colorbar=dict(title="input weight", thickness=10, len=0.45, y=1, yanchor="top")),
         coloraxis2=dict(colorscale=DIVERGING, cmid=0, cmin=-map_bound, cmax=map_bound,
                         colorbar=dict(title="embedding", thickness=10, len=0.45, y=0, yanchor="bottom")),
-        height=int(chunks * tile_px * pitch_y / pitch_x) + 20, margin=dict(l=5, r=5, t=10, b=10),
+        # Room for the colour bars and their titles, which are wider than the bars (see reserved_margin).
+        height=int(chunks * tile_px * pitch_y / pitch_x) + 20, margin=dict(l=5, r=150, t=10, b=10),
     )
     return fig
 
@@ -169,6 +178,6 @@ def combined_embeddings_figure(maps: np.ndarray, titles: Sequence[str], tile_px:
                      for k, title in enumerate(titles)],
         coloraxis=dict(colorscale=DIVERGING, cmid=0, cmin=-bound, cmax=bound,
                        colorbar=dict(title="logit", thickness=12)),
-        height=tile_px + 20, margin=dict(l=5, r=5, t=10, b=10),
+        height=tile_px + 20, margin=dict(l=5, r=115, t=10, b=10),  # the colour bar (see reserved_margin)
     )
     return fig

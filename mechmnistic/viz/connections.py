@@ -8,6 +8,8 @@ from typing import Literal
 import numpy as np
 import plotly.graph_objects as go
 
+from .common import reserved_margin
+
 POSITIVE, NEGATIVE = "#b2182b", "#2166ac"
 
 
@@ -39,6 +41,9 @@ def ranked_bar(
     )
     fig = go.Figure(bar)
     fig.update_yaxes(autorange="reversed", type="category")
+    # Room for the longest label (up to 6.5 px a character at Plotly's 12 px font) and the x axis, so that
+    # Plotly draws the chart once instead of growing the margins and drawing it again (see reserved_margin).
+    left = 15 + round(6.5 * max((len(name) for name in names), default=0))
     fig.update_layout(title=title, xaxis_title=value_title, height=max(220, 22 * len(keep) + 80),
-                      margin=dict(l=10, r=10, t=40, b=10))
+                      margin={**reserved_margin(x_axis=True, left=left), "r": 20})  # the last tick label overhangs
     return fig

@@ -96,7 +96,7 @@ def tiled_heatmap(
     above = 40 if title else 10
     above += 16 if (tile_titles or column_titles) else 0
     fig.update_layout(title=title, height=max(200, int(z.shape[0] * cell_px) + above + 10), plot_bgcolor=GAP_COLOUR,
-                      margin=dict(l=60 if row_titles else 10, r=10, t=above, b=10))
+                      margin=dict(l=60 if row_titles else 10, r=85 if signed else 10, t=above, b=10))
     return fig
 
 

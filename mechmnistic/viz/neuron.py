@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .common import MosaicBand, class_bar, image_mosaic, signed_heatmap
+from .common import MosaicBand, class_bar, image_mosaic, reserved_margin, signed_heatmap
 
 _POSITIVE, _NEGATIVE, _SILENT = "#b2182b", "#2166ac", "#9e9e9e"
 
@@ -25,7 +25,7 @@ def _signed_bars(values: np.ndarray, title: str, xaxis_title: str, yaxis_title: 
         hovertemplate=f"{xaxis_title} %{{x}}<br>{yaxis_title} %{{y:.4g}}<extra></extra>",
     ))
     fig.update_layout(title=title, xaxis_title=xaxis_title, yaxis_title=yaxis_title, height=height,
-                      margin=dict(l=10, r=10, t=40, b=10), bargap=0.1)
+                      margin=reserved_margin(x_axis=True, y_axis=True), bargap=0.1)
     return fig
 
 
@@ -76,7 +76,7 @@ def activation_histogram(counts: np.ndarray, edges: np.ndarray, firing_fraction:
         yaxis=dict(title="images (log scale)", type="log", dtick=1),
         yaxis2=dict(title="cumulative share", overlaying="y", side="right", range=[0, 1.02],
                     tickvals=[0, 0.25, 0.5, 0.75, 1], tickformat=".0%", showgrid=False),
-        height=height, showlegend=False, bargap=0, margin=dict(l=10, r=10, t=40, b=10),
+        height=height, showlegend=False, bargap=0, margin=reserved_margin(x_axis=True, y_axis=True, right=True),
     )
     return fig
 
@@ -153,5 +153,6 @@ def cluster_classes_figure(class_counts: np.ndarray, class_names: Sequence[str] 
     fig.update_yaxes(autorange="reversed", title="cluster")
     fig.update_xaxes(type="category", title="digit (MNIST label)")
     fig.update_layout(title="Digits in each cluster (members; colour: share of the cluster)",
-                      height=max(220, 28 * len(counts) + 100), margin=dict(l=10, r=10, t=40, b=10))
+                      height=max(220, 28 * len(counts) + 100),
+                      margin=reserved_margin(x_axis=True, y_axis=True, right=True))
     return fig

@@ -1,0 +1,60 @@
+"""Plotly draws each chart of the two explorers once, in a real browser.
+
+Plotly grows a margin that is too small for the tick labels, axis titles or colour bar placed in it only
+after drawing the whole figure, and then draws it all again; our figures reserve that room up front
+(``mechmnistic.viz.common.reserved_margin``). A chart whose final margins differ from the ones it asked for
+was drawn twice. And tick labels are allowed to overflow (``ui.plotly_setup``), which spares Plotly a
+quadratic measuring pass over them.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote_plus
+
+import pytest
+
+from bench.common import wait_until_finished
+from ui.links import ACTIVATIONS, CLUSTERS, EARLIER, IMPORTANT, ON_INPUT, TOP_EXAMPLES
+
+from .conftest import assert_no_exception
+
+NEURON, CLASSIFY = "/neuron?model=mlp-1x64&layer=layers.0&neuron=5", "/classify?model=mlp-1x64&test_index=7"
+#: (deep link, text on the finished page, charts at least): every tab of both explorers, and the default tabs
+#: of deeper MLP units, conv channels and CNN units, whose charts differ.
+PAGES = [
+    (NEURON, "layers.0 · neuron 5", 4),
+    *((f"{NEURON}&view={quote_plus(view)}", "layers.0 · neuron 5", charts)
+      for view, charts in ((ON_INPUT, 3), (TOP_EXAMPLES, 1), (CLUSTERS, 3))),
+    ("/neuron?model=mlp-2x64&layer=layers.1&neuron=3", "layers.1 · neuron 3", 4),
+    ("/neuron?model=cnn-digits&layer=fc1&neuron=17", "fc1 · neuron 17", 4),
+    ("/neuron?model=cnn-digits&layer=conv2&neuron=7", "conv2 · channel 7", 4),
+    (f"/neuron?model=cnn-digits&layer=conv2&neuron=7&view={quote_plus(ON_INPUT)}", "conv2 · channel 7", 3),
+    (CLASSIFY, "Predicted class", 4),
+    *((f"{CLASSIFY}&panel={quote_plus(panel)}", "Predicted class", charts)
+      for panel, charts in ((IMPORTANT, 4), (ACTIVATIONS, 4))),
+    (f"/classify?model=mlp-2x64&test_index=7&panel={quote_plus(EARLIER)}", "Predicted class", 4),
+    ("/classify?model=challenge-cnn&test_index=7", "Predicted class", 4),
+]
+
+#: Per chart: its title, the margins it asked for and the ones it was drawn with, and its axes' overflow rule.
+CHARTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd => {
+    const layout = gd._fullLayout, asked = layout.margin, drawn = layout._size;
+    return {title: (layout.title && layout.title.text) || '',
+            asked: [asked.l, asked.r, asked.t, asked.b], drawn: [drawn.l, drawn.r, drawn.t, drawn.b],
+            overflow: [...new Set(Object.keys(layout).filter(k => /^[xy]axis\\d*$/.test(k))
+                                  .map(k => layout[k].ticklabeloverflow))]};
+})"""
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize(("path", "text", "charts"), PAGES, ids=[path for path, *_ in PAGES])
+def test_each_chart_is_drawn_once_with_the_margins_it_reserved(page, app_url, path, text, charts):
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(app_url + path)
+    wait_until_finished(page, text, charts)
+    assert_no_exception(page)
+    drawn = page.evaluate(CHARTS_JS)
+    assert len(drawn) >= charts
+    for chart in drawn:
+        assert chart["drawn"] == chart["asked"], f"{chart['title']}: margins grew, so Plotly drew it twice"
+        assert chart["overflow"] in ([], ["allow"]), chart
