@@ -7,6 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from .common import legend_below_margin, reserved_margin
+
 #: Group colours: dead units grey, then distinct colours (green and orange first, as in the EIS VII write-up).
 GROUP_COLORS = ["#2ca02c", "#ff7f0e", "#1f77b4", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 DEAD_COLOR = "#b0b0b0"
@@ -45,10 +47,11 @@ def dla_stacked_figure(
                              hovertemplate=f"%{{customdata}}<br>{target_name}: %{{y:.3f}}<extra></extra>"))
     fig.add_hline(y=bias, line=dict(color="#555", dash="dot", width=1), annotation_text=f"bias {bias:.3f}",
                   annotation_position="bottom left")
+    top = 50 if title else 20
     fig.update_layout(barmode="relative", bargap=0.05, title=title, height=height,
                       xaxis=dict(title="images, sorted", showticklabels=False),
                       yaxis_title=f"contribution to {target_name}", legend=dict(orientation="h", y=-0.15),
-                      margin=dict(l=10, r=10, t=50 if title else 20, b=10))
+                      margin=reserved_margin(y_axis=True, t=top, b=legend_below_margin(height, top, 0.15)))
     return fig
 
 
@@ -64,7 +67,7 @@ def dla_example_figure(
     fig = go.Figure(go.Bar(x=[*names, target_name], y=[*values, total], marker_color=colors,
                            hovertemplate="%{x}: %{y:.4f}<extra></extra>"))
     fig.update_layout(title=title, height=height, yaxis_title="contribution", xaxis=dict(type="category"),
-                      margin=dict(l=10, r=10, t=50 if title else 20, b=10))
+                      margin=reserved_margin(y_axis=True, t=50 if title else 20, b=40))  # x: tick labels only
     return fig
 
 
@@ -83,7 +86,8 @@ def intervention_figure(
         fig.add_trace(go.Bar(x=list(names), y=[np.nan if a is None else a for a in accuracy_after],
                              name="accuracy after", marker_color="#08519c",
                              hovertemplate="%{x}<br>accuracy after %{y:.1%}<extra></extra>"))
+    top = 50 if title else 20
     fig.update_layout(barmode="group", title=title, height=height, yaxis=dict(range=[0, 1.02], tickformat=".0%"),
                       xaxis=dict(type="category"), legend=dict(orientation="h", y=-0.2),
-                      margin=dict(l=10, r=10, t=50 if title else 20, b=10))
+                      margin=reserved_margin(l=60, t=top, b=legend_below_margin(height, top)))  # y: percentages
     return fig

@@ -24,7 +24,7 @@ BOX_COLOUR = "#f4a300"
 
 
 def reserved_margin(*, title: bool = True, x_axis: bool = False, y_axis: bool = False, right: bool = False,
-                    left: int = 20, bottom: int = 15) -> dict[str, int]:
+                    left: int = 20, bottom: int = 15, **exactly: int) -> dict[str, int]:
     """Margins (px) that already hold what will sit in them: the title, an x axis's or y axis's tick labels
     and title, a colour bar or second y axis on the ``right``.
 
@@ -32,9 +32,17 @@ def reserved_margin(*, title: bool = True, x_axis: bool = False, y_axis: bool = 
     figure, which it then draws again (about a third of a chart's drawing time in Chromium). With the usual
     room reserved up front it draws once. A label wider than that still fits: Plotly grows the margin as
     before, at the old cost. ``left`` and ``bottom`` are the margins without a y or x axis (an image's
-    hidden axes need a little).
+    hidden axes need a little); ``exactly`` sets any side (``l``, ``r``, ``t``, ``b``) outright.
     """
-    return dict(l=85 if y_axis else left, r=90 if right else 10, t=40 if title else 10, b=75 if x_axis else bottom)
+    margin = dict(l=85 if y_axis else left, r=90 if right else 10, t=40 if title else 10, b=75 if x_axis else bottom)
+    return {**margin, **exactly}
+
+
+def legend_below_margin(height: int, top: int, offset: float = 0.2) -> int:
+    """The bottom margin (px) that holds a horizontal legend placed ``offset`` of the plot's height below it
+    (Plotly's ``legend.y = -offset``), under the x axis's labels: ``b = offset * (height - top - b) + 40``,
+    solved for ``b`` (see reserved_margin)."""
+    return round((offset * (height - top) + 40) / (1 + offset))
 
 
 def symmetric_range(z: np.ndarray) -> float:

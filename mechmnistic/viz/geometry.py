@@ -14,7 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from ..analysis.geometry import Arrow, Loadings
-from .common import symmetric_range
+from .common import reserved_margin, symmetric_range
 
 #: One colour per class, or per region.
 CATEGORY_COLORS = ["#1F77B4", "#FF7F0E", "#2CA02C", "#D62728", "#9467BD",
@@ -64,9 +64,13 @@ def pca_scatter(
         legend_title = ""
     for arrow in arrows:
         _add_arrow(fig, arrow)
+    # The legend or colour bar on the right is about as wide as its longest name (see reserved_margin).
+    names = [legend_title, *(category_names or [])] if category_names is not None else [color_title]
+    right = max(90, 45 + round(6.5 * max(len(str(name)) for name in names)))
     fig.update_layout(
         title=title, height=height, xaxis_title=axis_titles[0], yaxis_title=axis_titles[1],
-        legend=dict(title=legend_title, itemsizing="constant"), margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+        legend=dict(title=legend_title, itemsizing="constant"),
+        margin=reserved_margin(title=bool(title), x_axis=True, y_axis=True, r=right),
         hovermode="closest", dragmode="zoom",
     )
     return fig
@@ -95,7 +99,8 @@ def explained_variance_figure(ratio: np.ndarray, height: int = 260) -> go.Figure
     fig.add_trace(go.Scatter(x=names, y=100 * np.cumsum(ratio), name="cumulative", mode="lines+markers",
                              line=dict(color="#F58518"), hovertemplate="PC1..%{x}: %{y:.2f}%<extra></extra>"))
     fig.update_layout(yaxis_title="% of variance", yaxis_range=[0, 100], height=height,
-                      margin=dict(l=10, r=10, t=10, b=10), legend=dict(orientation="h", y=1.1))
+                      margin=reserved_margin(title=False, y_axis=True, t=30, b=55),  # legend above, PCs below
+                      legend=dict(orientation="h", y=1.1))
     return fig
 
 
@@ -117,7 +122,8 @@ def loadings_bars(loadings: Loadings, sort_by: int, top: int = 20, height: int |
     fig.update_layout(
         barmode="group", height=height or 120 + 22 * len(order) * max(1, min(len(loadings.directions), 3)),
         yaxis=dict(autorange="reversed", type="category", title="unit"),
-        xaxis_title="std-weighted loading", margin=dict(l=10, r=10, t=30, b=10),
+        xaxis_title="std-weighted loading",
+        margin=reserved_margin(x_axis=True, t=30, l=55 + round(6.5 * max((len(str(u)) for u in labels), default=0))),
         legend=dict(orientation="h", y=1.02, yanchor="bottom"),
     )
     return fig
@@ -147,7 +153,7 @@ def loadings_scatter(loadings: Loadings, x: int, y: int, label_top: int = 10, he
     fig.update_layout(
         xaxis=dict(title=f"loading on {loadings.directions[x]}", range=[-1.1 * bound, 1.1 * bound]),
         yaxis=dict(title=f"loading on {loadings.directions[y]}", range=[-1.1 * bound, 1.1 * bound]),
-        height=height, margin=dict(l=10, r=10, t=10, b=10),
+        height=height, margin=reserved_margin(title=False, x_axis=True, y_axis=True),
     )
     return fig
 

@@ -8,6 +8,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from .common import legend_below_margin, reserved_margin
+
 #: One colour per predicted class (Plotly's qualitative "D3" set, 10 colours).
 CLASS_COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                 "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"]
@@ -44,9 +46,10 @@ def score_histogram_figure(
                              hovertemplate=f"predicted {c}<br>{score_label} ≈ %{{x:.4g}}<br>%{{y}} images"
                                            "<extra></extra>"))
     _threshold_lines(fig, thresholds)
+    top = 50 if title else 20
     fig.update_layout(barmode="stack", bargap=0, title=title, height=height, xaxis_title=score_label,
                       yaxis_title="images", legend=dict(orientation="h", y=-0.2),
-                      margin=dict(l=10, r=10, t=50 if title else 20, b=10))
+                      margin=reserved_margin(y_axis=True, t=top, b=legend_below_margin(height, top)))
     return fig
 
 
@@ -64,9 +67,10 @@ def score_scatter_figure(
             hovertemplate=f"predicted {int(c)}<br>{score_label} %{{x:.4g}}<br>{component_label} %{{y:.4g}}"
                           "<extra></extra>"))
     _threshold_lines(fig, thresholds)
+    top = 50 if title else 20
     fig.update_layout(title=title, height=height, xaxis_title=score_label, yaxis_title=component_label,
                       legend=dict(orientation="h", y=-0.2, itemsizing="constant"),
-                      margin=dict(l=10, r=10, t=50 if title else 20, b=10))
+                      margin=reserved_margin(y_axis=True, t=top, b=legend_below_margin(height, top)))
     return fig
 
 
@@ -94,6 +98,6 @@ def scrub_sweep_figure(
     fig.update_xaxes(type="log" if log else "linear", title="tolerance (fraction of the score range)",
                      tickvals=tolerances, ticktext=[f"{t:g}" for t in tolerances])
     fig.update_yaxes(title="model predictions preserved", range=[0, 1.02], tickformat=".0%")
-    fig.update_layout(title=title, height=height, showlegend=False, margin=dict(l=10, r=10, t=50 if title else 20,
-                                                                                b=10))
+    fig.update_layout(title=title, height=height, showlegend=False,
+                      margin=reserved_margin(x_axis=True, y_axis=True, t=50 if title else 20))
     return fig

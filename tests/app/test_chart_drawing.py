@@ -1,4 +1,4 @@
-"""Plotly draws each chart of the two explorers once, in a real browser.
+"""Plotly draws each chart once, in a real browser: every tab of the two explorers, and the analysis pages.
 
 Plotly grows a margin that is too small for the tick labels, axis titles or colour bar placed in it only
 after drawing the whole figure, and then draws it all again; our figures reserve that room up front
@@ -16,7 +16,7 @@ import pytest
 from bench.common import wait_until_finished
 from ui.links import ACTIVATIONS, CLUSTERS, EARLIER, IMPORTANT, ON_INPUT, TOP_EXAMPLES
 
-from .conftest import assert_no_exception
+from .conftest import assert_no_exception, wait_for_app
 
 NEURON, CLASSIFY = "/neuron?model=mlp-1x64&layer=layers.0&neuron=5", "/classify?model=mlp-1x64&test_index=7"
 #: (deep link, text on the finished page, charts at least): every tab of both explorers, and the default tabs
@@ -34,6 +34,11 @@ PAGES = [
       for panel, charts in ((IMPORTANT, 4), (ACTIVATIONS, 4))),
     (f"/classify?model=mlp-2x64&test_index=7&panel={quote_plus(EARLIER)}", "Predicted class", 4),
     ("/classify?model=challenge-cnn&test_index=7", "Predicted class", 4),
+    # The analysis pages' charts, as a link without settings opens them.
+    ("/ablations?model=challenge-cnn", "Direct logit attribution", 6),
+    ("/hypothesis?model=challenge-cnn", "Scores by model prediction", 2),
+    ("/geometry?model=challenge-cnn", "Activation geometry", 4),
+    ("/walkthrough", "The geometry of fc1", 7),
 ]
 
 #: Per chart: its title, the margins it asked for and the ones it was drawn with, and its axes' overflow rule.
@@ -51,6 +56,7 @@ CHARTS_JS = """() => [...document.querySelectorAll('.js-plotly-plot')].map(gd =>
 def test_each_chart_is_drawn_once_with_the_margins_it_reserved(page, app_url, path, text, charts):
     page.set_viewport_size({"width": 1400, "height": 1000})
     page.goto(app_url + path)
+    wait_for_app(page, timeout_ms=300_000)  # the analysis pages' first visit computes for a while
     wait_until_finished(page, text, charts)
     assert_no_exception(page)
     drawn = page.evaluate(CHARTS_JS)

@@ -1,15 +1,14 @@
 """Every page of the app on every bundled model and on a privately imported one: no exception, the key content
 (on the two explorers, in each of their tabs).
 
-The pages are read from ``app.py`` itself, so a page registered later without
-a line here fails ``test_every_registered_page_is_covered``.
+The pages are read from the list ``app.py`` builds its navigation from
+(``ui.page_list``), so a page registered later without a line here fails
+``test_every_registered_page_is_covered``.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 from safetensors.torch import save as safetensors_save
@@ -30,12 +29,13 @@ from ui.links import (
     READS,
     TOP_EXAMPLES,
 )
+from ui.page_list import PAGES
 
 from ..conftest import BUNDLED_MODELS
 from .tabs import open_tab
 
 APP = "../../app.py"
-REGISTERED = re.findall(r'st\.Page\("(app_pages/[a-z_]+\.py)"', (Path(__file__).parents[2] / "app.py").read_text())
+REGISTERED = [page.path for page in PAGES]
 #: cnn-digits' weights as a user's ``nn.Sequential`` would save them (a conv at 0 and 3, linears at 0 and 2).
 SEQUENTIAL_NAMES = {"conv1": "features.0", "conv2": "features.3", "fc1": "classifier.0", "fc2": "classifier.2"}
 
