@@ -8,6 +8,7 @@ exactly zero; digits are shown in greys with ink dark. Builders return a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -45,6 +46,13 @@ def legend_below_margin(height: int, top: int, offset: float = 0.2) -> int:
     return round((offset * (height - top) + 40) / (1 + offset))
 
 
+def colorbar_room(title: str) -> int:
+    """The right margin (px) a vertical colour bar needs: room for its tick labels, or for its title (each
+    line about 6.5 px a character) where that is wider (see reserved_margin)."""
+    longest = max(len(line) for line in re.split(r"<br\s*/?>", title))
+    return max(60, 40 + round(6.5 * longest))
+
+
 def symmetric_range(z: np.ndarray) -> float:
     """Half-width of a colour range centred at zero that covers ``z`` (never 0)."""
     bound = float(np.nanmax(np.abs(z))) if np.size(z) else 0.0
@@ -77,7 +85,8 @@ def signed_heatmap(
         )
     )
     _image_axes(fig, z.shape)
-    fig.update_layout(title=title, height=height, margin=reserved_margin(title=bool(title), right=True))
+    fig.update_layout(title=title, height=height,
+                      margin=reserved_margin(title=bool(title), r=colorbar_room(colorbar_title)))
     return fig
 
 
@@ -279,7 +288,7 @@ def class_by_unit_heatmap(z: np.ndarray, class_names: Sequence[str], x_labels: S
     # and with long column labels, which Plotly turns upright when they crowd.
     margin = reserved_margin(x_axis=True, y_axis=True, right=True)
     longest = max((len(str(label)) for label in x_labels), default=0)
-    margin.update(r=max(margin["r"], 45 + round(6.5 * len(colorbar_title))),
+    margin.update(r=max(margin["r"], colorbar_room(colorbar_title)),
                   b=max(margin["b"], 30 + round(6.5 * longest)) if longest > 4 else margin["b"])
     fig.update_layout(title=title, height=height, margin=margin)
     return fig

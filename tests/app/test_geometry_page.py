@@ -160,8 +160,11 @@ def test_scatter_renders_60000_points_with_webgl_and_a_click_opens_the_example(p
     page.goto(f"{app_url}/geometry?model=challenge-cnn")
     wait_for_app(page, timeout_ms=300_000)
     assert_no_exception(page)
-    plot = page.locator(".js-plotly-plot").first
-    plot.wait_for()
+    # The scatter is the page's WebGL chart; Plotly lays out and draws it a moment after it mounts.
+    plot = page.locator(".js-plotly-plot").filter(has=page.locator("canvas")).first
+    plot.wait_for(timeout=120_000)
+    plot.evaluate("gd => new Promise(done => { const check = () => (gd._fullData || []).some("
+                  "t => t.type === 'scattergl') ? done() : setTimeout(check, 50); check(); })")
     drawn = plot.evaluate("""(gd) => {
         const traces = gd._fullData.filter(t => t.type === 'scattergl');
         const canvas = gd.querySelector('canvas');

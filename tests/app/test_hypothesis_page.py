@@ -9,6 +9,7 @@ import re
 
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
 from mechmnistic.analysis.hypothesis import BandFit, BandRule, Hypothesis, compare, image_scores, model_predictions
@@ -192,9 +193,10 @@ def test_typed_band_shows_histogram_and_agreement_in_a_browser(page, app_url, ch
         page.wait_for_url(re.compile(f"{name}={value}"), timeout=60_000)  # the rerun has taken the value
         wait_for_app(page, 180_000)
     assert_no_exception(page)
-    assert page.get_by_text("Agreement with the model (test)").is_visible()
-    assert page.get_by_text(f"{expected:.2%}", exact=True).is_visible()
-    assert page.locator(".js-plotly-plot").first.is_visible()
+    # Streamlit shows lazily loaded elements a moment after the script has finished: wait for them.
+    expect(page.get_by_text("Agreement with the model (test)")).to_be_visible(timeout=60_000)
+    expect(page.get_by_text(f"{expected:.2%}", exact=True)).to_be_visible(timeout=60_000)
+    expect(page.locator(".js-plotly-plot").first).to_be_visible(timeout=60_000)
     assert "lo=-33.9" in page.url and "hi=-15.2" in page.url
 
 

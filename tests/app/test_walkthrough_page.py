@@ -127,7 +127,7 @@ def test_reveal_in_a_browser(page, app_url):
     wait_for_app(page, 300_000)
     assert_no_exception(page)
     page.get_by_text("6. Unit groups and causal scrubbing").wait_for(timeout=60_000)
-    assert page.get_by_text("Causal scrubbing of fc1 on 60,000 training images").count() >= 1
+    page.get_by_text("Causal scrubbing of fc1 on 60,000 training images").first.wait_for(timeout=60_000)
     assert "-33.93" not in page.content()
     page.get_by_role("button", name="Reveal the answer").click()
     page.get_by_text(re.compile(r"label 0 when -33\.93 < sum")).wait_for(timeout=60_000)
