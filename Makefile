@@ -1,6 +1,7 @@
 # Two commands do all set-up on a fresh machine (Python 3.11, no GPU):
 #   make run    create .venv, install, fetch + verify MNIST, serve the app
 #   make test   the same set-up plus test tools and Chromium, then the whole suite
+#   make dev    like make run, but reloads when you save a file of the project (for whoever edits the code)
 # Both are idempotent: stamps make the second run skip what is done.
 
 PYTHON ?= python3.11
@@ -8,11 +9,17 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8501
 PYTEST_ARGS ?=
+# HEADLESS=1: no browser window (how the tests and benchmarks serve the app; nothing else differs)
+HEADLESS ?=
 
-.PHONY: run test setup setup-dev data browser bench lint clean-cache
+.PHONY: run dev test setup setup-dev data browser bench lint clean-cache
 
+# The one launch of the app (mechmnistic/serve.py): its settings are .streamlit/config.toml's.
 run: setup data
-	$(PY) -m streamlit run app.py --server.port $(PORT)
+	$(PY) -m mechmnistic.serve --port $(PORT) $(if $(HEADLESS),--headless)
+
+dev: setup data
+	$(PY) -m mechmnistic.serve --port $(PORT) $(if $(HEADLESS),--headless) --dev
 
 test: setup-dev data browser
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -21,7 +21,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from .common import CHROMIUM_ARGS, peak_memory_mb, running_app, save, server_cpu_s, wait_until_finished
+from mechmnistic.serve import running_app
+
+from .common import CHROMIUM_ARGS, peak_memory_mb, save, server_cpu_s, wait_until_finished
 
 MODEL = "mlp-1x64"
 REPEATS = 5

@@ -72,7 +72,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote
 
-from .common import CHROMIUM_ARGS, REPO, running_app, save
+from mechmnistic.serve import running_app
+
+from .common import CHROMIUM_ARGS, REPO, save
 
 SESSIONS = 20
 SECONDS = 60.0

@@ -14,7 +14,8 @@ from collections.abc import Iterator
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bench.common import CHROMIUM_ARGS, REPO, running_app
+from bench.common import CHROMIUM_ARGS, REPO
+from mechmnistic.serve import running_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
@@ -26,8 +27,8 @@ def browser_type_launch_args(browser_type_launch_args):
 
 @contextlib.contextmanager
 def _serving(tmp_path_factory, env: dict[str, str]) -> Iterator[str]:
-    """`streamlit run app.py` (the benchmarks' launcher) with its own empty analysis cache and ``env`` added;
-    yields its base URL, stops it after."""
+    """The app served as `make run` serves it (``mechmnistic.serve``), with its own empty analysis cache and
+    ``env`` added; yields its base URL, stops it after."""
     with running_app({"MECHMNISTIC_CACHE": str(tmp_path_factory.mktemp("app-cache")), **env}) as (base, _pid):
         yield base
 
