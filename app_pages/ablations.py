@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from mechmnistic.analysis.ablation import ABLATION_METHODS, InterventionSummary, patch_activations
-from mechmnistic.analysis.attribution import LogitAttribution, attributed_layer, group_contributions
+from mechmnistic.analysis.attribution import LogitAttribution, group_contributions
 from mechmnistic.analysis.units import layer_groups, parse_groups, select_units
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz.ablation import dla_example_figure, dla_stacked_figure, intervention_figure
@@ -87,7 +87,7 @@ def attribution_section(groups, layer: str, scores: np.ndarray | None) -> None:
         st.error("Choose two different classes for a logit difference (or 'none').")
         return
     target = (a, None if b == "none" else b)
-    dla_layer = attributed_layer(net)[0]
+    dla_layer = net.layout.feeds_logits.name
     per_unit, bias = data.unit_contributions_on_test(model_name, target)
     if dla_layer != layer:
         st.info(f"Attribution is to the layer feeding the output, **{dla_layer}**; choose it above to use your "

@@ -191,7 +191,7 @@ st.caption(
 model_name = st.session_state["active_model"]
 net = loaders.load_model(model_name)
 card = loaders.load_card(model_name)
-final = le.final_layer(net)
+final = le.FinalLayer.of(net)
 unit_layer = final.unit_layer or "input"
 class_names = [str(c) for c in range(net.n_classes)]
 

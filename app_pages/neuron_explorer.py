@@ -14,10 +14,8 @@ import numpy as np
 import streamlit as st
 
 from mechmnistic.analysis import neurons
-from mechmnistic.analysis.activations import is_conv
 from mechmnistic.analysis.atlas import DEFAULT_TOP_K, MAX_TOP_K, AtlasParameters
 from mechmnistic.analysis.cluster_stats import MAX_CLUSTERS
-from mechmnistic.analysis.units import conv_map_size, n_units
 from mechmnistic.data import N_DIGITS
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz import neuron as viz
@@ -54,11 +52,12 @@ if switched_model and st.query_params.get("layer") not in layers:
         st.query_params.pop(stale, None)
 layer_param = choice_param("layer", layers, layers[0])
 layer = layer_param.value
-conv = is_conv(model, layer)
-count = n_units(model, layer)
+unit_layer = model.layout[layer]
+conv = unit_layer.is_conv
+count = unit_layer.n_units
 neuron_param = int_param("neuron", 0, count - 1, 0)
 if conv:
-    pos_param = position_param("pos", conv_map_size(model, layer))
+    pos_param = position_param("pos", unit_layer.map_side)
 else:
     pos_param = Param(None, f"`pos` applies to conv channels only; {layer} is fully connected."
                       if st.query_params.get("pos") else None)
@@ -95,7 +94,7 @@ else:
 st.session_state["nx_split"] = shown_input.split
 st.session_state["nx_index"] = shown_input.index
 if conv:
-    size = conv_map_size(model, layer)
+    size = unit_layer.map_side
     if position is None:  # the row/col inputs start where the channel peaks on the shown input
         position_there = neuron_data.activations(model_name, layer, shown_input.split).argmax[shown_input.index,
                                                                                               unit_index]
@@ -140,7 +139,8 @@ def _go_to_unit(other: int) -> None:
 
 def _layer_changed() -> None:
     net = loaders.load_model(st.session_state["active_model"])
-    st.session_state["nx_neuron"] = min(st.session_state["nx_neuron"], n_units(net, st.session_state["nx_layer"]) - 1)
+    count = net.layout[st.session_state["nx_layer"]].n_units
+    st.session_state["nx_neuron"] = min(st.session_state["nx_neuron"], count - 1)
     st.session_state["nx_at"] = AT_MAXIMUM  # positions belong to the old layer's map
     set_params(layer=st.session_state["nx_layer"], neuron=st.session_state["nx_neuron"], pos=None, cluster=None)
 

@@ -30,7 +30,7 @@ from .hooks import predict, to_pixels
 from .labels import apply_label_function
 from .models.architectures import MNISTNet, build_model
 from .models.card import ModelCard
-from .models.config import ModelConfig
+from .models.config import NetConfig
 
 #: More epochs than any recipe needs by far; a typo like 10**30 is refused instead of training forever.
 MAX_EPOCHS = 1000
@@ -95,7 +95,7 @@ def accuracy(model: MNISTNet, images: np.ndarray | torch.Tensor, labels: np.ndar
 
 
 def train_model(
-    model_config: ModelConfig,
+    model_config: NetConfig,
     train_config: TrainConfig,
     name: str,
     description: str = "",

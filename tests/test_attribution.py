@@ -9,11 +9,10 @@ from mechmnistic.analysis.ablation import ablate
 from mechmnistic.analysis.attribution import (
     OTHER_GROUP,
     AttributionError,
-    attributed_layer,
     direct_logit_attribution,
 )
 from mechmnistic.analysis.units import UnitError
-from mechmnistic.models import CNNConfig, build_model
+from mechmnistic.models import build_model, cnn_config
 
 from .tiny_nets import expected_logits, images_with, pixel_mlp, scaling_cnn
 
@@ -39,7 +38,7 @@ def test_golden_groups_single_logit_and_the_remainder():
 
 def test_golden_conv_channels_feeding_the_output():
     model = scaling_cnn()
-    assert attributed_layer(model) == ("conv1", "conv1.pool")
+    assert model.layout.feeds_logits.name == "conv1" and model.layout.feeds_logits.output_hook == "conv1.pool"
     image = np.zeros((1, 28, 28), np.float32)
     image[0, 0, 0] = 0.5  # one pooled cell: channel 0 sees 0.5, channel 1 sees 1.0
     attribution = direct_logit_attribution(model, image, target=1)
@@ -61,7 +60,7 @@ def test_contributions_plus_bias_are_exactly_the_logit_difference(bundled, mnist
 
 def test_sum_is_exact_for_a_cnn_without_hidden_fully_connected_layers(mnist_test):
     torch.manual_seed(0)
-    model = build_model(CNNConfig(conv_channels=(4,), kernel_sizes=(3,), fc_sizes=()))
+    model = build_model(cnn_config(conv_channels=(4,), kernel_sizes=(3,), fc_sizes=()))
     images = mnist_test.images[:100]
     attribution = direct_logit_attribution(model, images, target=(2, 5))
     assert attribution.contributions.shape == (100, 4)

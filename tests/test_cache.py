@@ -11,14 +11,14 @@ import pytest
 import torch
 
 from mechmnistic.cache import cached, entry_path, is_cached, model_fingerprint
-from mechmnistic.models import MLPConfig, Normalization, build_model
+from mechmnistic.models import Normalization, build_model, mlp_config
 from mechmnistic.models.zoo import weights_bytes
 
 
 @pytest.fixture
 def model():
     torch.manual_seed(0)
-    return build_model(MLPConfig(hidden_sizes=(4,)))
+    return build_model(mlp_config(hidden_sizes=(4,)))
 
 
 def test_computes_once_then_reads(model, tmp_path):
@@ -37,15 +37,15 @@ def test_computes_once_then_reads(model, tmp_path):
 
 
 def test_other_weights_are_another_entry(tmp_path):
-    a = build_model(MLPConfig(hidden_sizes=(4,)))
-    b = build_model(MLPConfig(hidden_sizes=(4,)))
+    a = build_model(mlp_config(hidden_sizes=(4,)))
+    b = build_model(mlp_config(hidden_sizes=(4,)))
     assert model_fingerprint(a) != model_fingerprint(b)
     assert entry_path(a, "demo", {}, tmp_path) != entry_path(b, "demo", {}, tmp_path)
 
 
 def test_other_normalisation_is_another_entry(tmp_path):
-    raw = build_model(MLPConfig(hidden_sizes=(4,)))
-    normalised = build_model(MLPConfig(hidden_sizes=(4,), normalization=Normalization(0.1307, 0.3081)))
+    raw = build_model(mlp_config(hidden_sizes=(4,)))
+    normalised = build_model(mlp_config(hidden_sizes=(4,), normalization=Normalization(0.1307, 0.3081)))
     normalised.load_state_dict(raw.state_dict())
     assert model_fingerprint(raw) != model_fingerprint(normalised)
     # Raw-pixel models keep the plain weights hash (the one their card records).
@@ -75,7 +75,7 @@ def test_failed_compute_leaves_nothing(model, tmp_path):
 
 
 def _worker(root, counter, model_state):
-    model = build_model(MLPConfig(hidden_sizes=(4,)))
+    model = build_model(mlp_config(hidden_sizes=(4,)))
     model.load_state_dict(model_state)
 
     def compute():

@@ -27,7 +27,8 @@ def test_models_json_lists_the_zoo():
 
 def test_card_json_is_the_card():
     card = json.loads(cli("card", "mlp-1x64", "--json").stdout)
-    assert card["name"] == "mlp-1x64" and card["architecture"]["hidden_sizes"] == [64]
+    assert card["name"] == "mlp-1x64" and card["architecture"]["layers"][1] == {
+        "type": "linear", "name": "layers.0", "in_features": 784, "out_features": 64, "bias": True}
 
 
 def test_fetch_data_verifies():

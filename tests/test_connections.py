@@ -7,7 +7,7 @@ import torch
 from mechmnistic import run_with_cache
 from mechmnistic.analysis.connections import incoming_weights, outgoing_weights, upstream_contributions
 from mechmnistic.analysis.units import UnitError
-from mechmnistic.models import CNNConfig, MLPConfig, build_model
+from mechmnistic.models import build_model, cnn_config, mlp_config
 from tests.conftest import BUNDLED_MODELS
 
 
@@ -66,7 +66,7 @@ def test_conv_unit_at_a_position(bundled, mnist_test):
 
 def hand_cnn():
     """conv1: 2 channels; fc1 reads channel 1, pooled cell (2, 3) with weight 5 and nothing else."""
-    model = build_model(CNNConfig(conv_channels=(2,), kernel_sizes=(3,), fc_sizes=(), n_classes=1))
+    model = build_model(cnn_config(conv_channels=(2,), kernel_sizes=(3,), fc_sizes=(), n_classes=1))
     with torch.no_grad():
         conv, fc = model.layer("conv1"), model.layer("fc1")
         conv.weight.zero_()
@@ -94,7 +94,7 @@ def test_hand_built_cnn_connections():
 
 
 def test_hand_built_mlp_connections():
-    model = build_model(MLPConfig(hidden_sizes=(2,), n_classes=1))
+    model = build_model(mlp_config(hidden_sizes=(2,), n_classes=1))
     with torch.no_grad():
         first, last = model.layer("layers.0"), model.layer("layers.1")
         first.weight.zero_()

@@ -18,12 +18,12 @@ from mechmnistic.analysis.conv import (
 )
 from mechmnistic.analysis.grounding import effective_weights
 from mechmnistic.analysis.units import UnitError
-from mechmnistic.models import CNNConfig, build_model
+from mechmnistic.models import build_model, cnn_config
 
 
 def shift_cnn():
     """conv1 channel 0 copies the pixel at its kernel's centre; channel 1 sums the 3x3 window minus 1."""
-    model = build_model(CNNConfig(conv_channels=(2,), kernel_sizes=(3,), fc_sizes=(), n_classes=1))
+    model = build_model(cnn_config(conv_channels=(2,), kernel_sizes=(3,), fc_sizes=(), n_classes=1))
     with torch.no_grad():
         conv = model.layer("conv1")
         conv.weight.zero_()

@@ -11,7 +11,7 @@ from mechmnistic.analysis.embeddings import (
     hadamard_embeddings_pairs,
 )
 from mechmnistic.errors import MechMNISTicError
-from mechmnistic.models import MLPConfig, Normalization, build_model
+from mechmnistic.models import Normalization, build_model, mlp_config
 
 
 def test_first_layer_identity_on_the_real_model(bundled, mnist_test):
@@ -27,7 +27,7 @@ def test_first_layer_identity_on_the_real_model(bundled, mnist_test):
 
 def test_normalisation_is_folded_into_pixel_space():
     torch.manual_seed(0)
-    model = build_model(MLPConfig(hidden_sizes=(5,), normalization=Normalization(0.1307, 0.3081)))
+    model = build_model(mlp_config(hidden_sizes=(5,), normalization=Normalization(0.1307, 0.3081)))
     images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)
     emb = hadamard_embeddings(model, "layers.0", images, units=np.array([4, 1]))
     _, cache = run_with_cache(model, images, names=["layers.0.pre"])
@@ -35,7 +35,7 @@ def test_normalisation_is_folded_into_pixel_space():
 
 
 def test_hand_set_weights_give_the_worked_out_embedding():
-    model = build_model(MLPConfig(hidden_sizes=(1,)))
+    model = build_model(mlp_config(hidden_sizes=(1,)))
     with torch.no_grad():
         model.get_submodule('layers.0').weight.zero_()
         model.get_submodule('layers.0').weight[0, 28 * 3 + 4] = 2.0

@@ -12,7 +12,7 @@ from mechmnistic import run_with_cache
 from mechmnistic.analysis import feature_viz as fv
 from mechmnistic.analysis import geometry as g
 from mechmnistic.errors import MechMNISTicError
-from mechmnistic.models import MLPConfig, Normalization, build_model
+from mechmnistic.models import Normalization, build_model, mlp_config
 
 UNITS = [3, 17, 42, 120, 199]
 
@@ -63,7 +63,7 @@ def test_in_float32_the_batch_agrees_to_rounding(bundled):
 
 def test_golden_linear_unit_lights_exactly_its_positive_weights():
     """One linear unit: with clamping, the maximising image is 1 where the weight is positive, else 0."""
-    model = build_model(MLPConfig(hidden_sizes=(1,), n_classes=2))
+    model = build_model(mlp_config(hidden_sizes=(1,), n_classes=2))
     weight = torch.from_numpy(np.random.default_rng(0).normal(size=784).astype(np.float32))
     with torch.no_grad():
         model.get_submodule("layers.0").weight.copy_(weight[None])
@@ -78,7 +78,7 @@ def test_golden_linear_unit_lights_exactly_its_positive_weights():
 def test_the_models_own_normalisation_is_respected():
     """The reported objective is the unit's real pre-activation on the returned pixels, normalised by the model."""
     torch.manual_seed(0)
-    model = build_model(MLPConfig(hidden_sizes=(8,), normalization=Normalization(0.1307, 0.3081)))
+    model = build_model(mlp_config(hidden_sizes=(8,), normalization=Normalization(0.1307, 0.3081)))
     result = fv.optimize_inputs(model, fv.unit_objectives(model, "layers.0", [2, 5]),
                                 fv.FeatureVizConfig(steps=30, init="noise"))
     _, cache = run_with_cache(model, result.images, names=["layers.0.pre"])
@@ -130,7 +130,7 @@ def test_regularisers_do_their_job(bundled):
 
 def test_jitter_is_seeded():
     torch.manual_seed(0)
-    model = build_model(MLPConfig(hidden_sizes=(4,)))
+    model = build_model(mlp_config(hidden_sizes=(4,)))
     objectives = fv.unit_objectives(model, "layers.0")
     runs = [fv.optimize_inputs(model, objectives, fv.FeatureVizConfig(steps=10, jitter=3, seed=s)) for s in (1, 1, 2)]
     np.testing.assert_array_equal(runs[0].images, runs[1].images)

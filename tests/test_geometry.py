@@ -12,7 +12,7 @@ from mechmnistic.analysis import geometry as g
 from mechmnistic.analysis.activations import layer_activations
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.hooks import forward_to
-from mechmnistic.models import CNNConfig, MLPConfig, build_model
+from mechmnistic.models import build_model, cnn_config, mlp_config
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_streamed_conv_pca_describes_all_its_points(bundled, mnist_train):
 
 
 def test_too_large_spaces_and_unknown_layers_are_refused():
-    model = build_model(CNNConfig(conv_channels=(32,), kernel_sizes=(3,), fc_sizes=(10,)))
+    model = build_model(cnn_config(conv_channels=(32,), kernel_sizes=(3,), fc_sizes=(10,)))
     with pytest.raises(g.GeometryError, match="too many"):
         g.activation_space(model, "conv1")  # 32 x 13 x 13 = 5408 coordinates
     with pytest.raises(MechMNISTicError, match="no layer 'fc9'"):
@@ -132,7 +132,7 @@ def test_any_pair_of_ten_classes(bundled, mnist_test):
 def test_far_from_the_output_it_is_the_mean_gradient_golden():
     """Two ReLU layers that are always active make the network linear: the mean gradient is W3[a]-W3[b] @ W2."""
     torch.manual_seed(0)
-    model = build_model(MLPConfig(hidden_sizes=(4, 3), n_classes=3))
+    model = build_model(mlp_config(hidden_sizes=(4, 3), n_classes=3))
     with torch.no_grad():
         for name in model.layer_names:
             layer = model.get_submodule(name)

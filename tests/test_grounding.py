@@ -9,7 +9,7 @@ from mechmnistic.analysis.activations import compute_layer_activations
 from mechmnistic.analysis.grounding import effective_weights, effective_weights_pairs
 from mechmnistic.analysis.units import UnitError
 from mechmnistic.errors import MechMNISTicError
-from mechmnistic.models import CNNConfig, MLPConfig, Normalization, build_model
+from mechmnistic.models import Normalization, build_model, cnn_config, mlp_config
 from tests.conftest import BUNDLED_MODELS
 
 
@@ -63,10 +63,10 @@ def test_effective_weights_are_the_gradient(bundled, mnist_test, name):
 @pytest.mark.parametrize(
     "config",
     [
-        MLPConfig(hidden_sizes=(16, 8), normalization=Normalization(0.1307, 0.3081)),
-        CNNConfig(conv_channels=(3, 4), fc_sizes=(12,), normalization=Normalization(0.5, 0.25)),
+        mlp_config(hidden_sizes=(16, 8), normalization=Normalization(0.1307, 0.3081)),
+        cnn_config(conv_channels=(3, 4), fc_sizes=(12,), normalization=Normalization(0.5, 0.25)),
         # 5x5 kernels and 3x3 pooling: windows that floor away map edges, patches wider than the input.
-        CNNConfig(conv_channels=(3, 4), kernel_sizes=(5, 3), pool_size=3, fc_sizes=(6,),
+        cnn_config(conv_channels=(3, 4), kernel_sizes=(5, 3), pool_size=3, fc_sizes=(6,),
                   normalization=Normalization(0.2, 0.5)),
     ],
     ids=["mlp", "cnn", "cnn-k5-pool3"],
@@ -134,7 +134,7 @@ def test_conv_unit_at_a_given_position(bundled, mnist_test):
 
 def tiny_mlp():
     """784 -> 2 -> 1: hidden unit 0 reads pixel (0, 0), unit 1 reads pixel (0, 1); out = h0 - h1 + 0.5."""
-    model = build_model(MLPConfig(hidden_sizes=(2,), n_classes=1))
+    model = build_model(mlp_config(hidden_sizes=(2,), n_classes=1))
     with torch.no_grad():
         first, last = model.layer("layers.0"), model.layer("layers.1")
         first.weight.zero_()
@@ -159,7 +159,7 @@ def test_hand_built_mlp_and_a_relu_exactly_at_zero():
 def tiny_cnn():
     """One conv channel copying the pixel below-right of each position, 2x2 max-pool, a logit
     reading pooled cell (0, 0): logit = max(relu(x[1,1]), relu(x[1,2]), relu(x[2,1]), relu(x[2,2]))."""
-    model = build_model(CNNConfig(conv_channels=(1,), kernel_sizes=(3,), fc_sizes=(), n_classes=1))
+    model = build_model(cnn_config(conv_channels=(1,), kernel_sizes=(3,), fc_sizes=(), n_classes=1))
     with torch.no_grad():
         conv, fc = model.layer("conv1"), model.layer("fc1")
         conv.weight.zero_()

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from mechmnistic import run_with_cache
 from mechmnistic.hooks import hooks, to_pixels
-from mechmnistic.models import CNNConfig, MLPConfig, build_model
+from mechmnistic.models import build_model, cnn_config, mlp_config
 
 from .conftest import BUNDLED_MODELS
 
@@ -19,7 +19,7 @@ def _no_hooks_left(model):
 
 
 def test_hand_built_mlp_gives_the_worked_out_activations():
-    model = build_model(MLPConfig(hidden_sizes=(2,), n_classes=2))
+    model = build_model(mlp_config(hidden_sizes=(2,), n_classes=2))
     with torch.no_grad():
         w = torch.zeros(2, 784)
         w[0, 0] = 1.0  # unit 0 reads pixel (0, 0)
@@ -99,7 +99,7 @@ def test_names_filter_and_batching(bundled, mnist_test):
 
 
 def test_no_hook_remains_after_a_run_that_raised():
-    model = build_model(CNNConfig(n_classes=2))
+    model = build_model(cnn_config(n_classes=2))
 
     def boom(_):
         raise RuntimeError("boom")
@@ -114,7 +114,7 @@ def test_no_hook_remains_after_a_run_that_raised():
 
 
 def test_hooks_can_replace_activations():
-    model = build_model(MLPConfig(hidden_sizes=(5,)))
+    model = build_model(mlp_config(hidden_sizes=(5,)))
     with hooks(model, {"layers.0.post": lambda out: torch.zeros_like(out)}):
         logits = model(torch.rand(2, 28, 28))
     assert torch.allclose(logits, model.layers[1].bias.expand(2, -1))
@@ -123,7 +123,7 @@ def test_hooks_can_replace_activations():
 
 def test_unknown_hook_name_is_clear():
     with pytest.raises(KeyError, match="unknown hook names"):
-        run_with_cache(build_model(MLPConfig()), np.zeros((1, 28, 28), np.uint8), names=["nope"])
+        run_with_cache(build_model(mlp_config()), np.zeros((1, 28, 28), np.uint8), names=["nope"])
 
 
 @pytest.mark.parametrize("bad", [np.zeros((2, 28, 28), np.int64), np.array(["x"]), np.zeros((28,), np.uint8)])

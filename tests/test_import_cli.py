@@ -64,7 +64,7 @@ def test_a_single_output_asks_for_classes(zoo, tmp_path):
     assert out.returncode == 2 and "pass --classes 2" in out.stderr and snapshot(zoo) == {}
     out = run_import(zoo, path, "--name", "one", "--normalization", "none", "--classes", "2", "--json")
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["config"]["n_classes"] == 2
+    assert json.loads(out.stdout)["n_classes"] == 2
 
 
 def test_an_existing_name_needs_overwrite(zoo, tmp_path):

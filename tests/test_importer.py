@@ -325,8 +325,8 @@ def test_eis_vii_network_imports_without_questions(suffix, tmp_zoo, tmp_path, pi
     assert card["training"]["import"]["recognised"] == EIS_VII_NAME
     assert card["architecture"]["normalization"] == {"mean": 0.0, "std": 1.0}
     assert card["label_function"] == {"name": "unknown"}
-    assert card["architecture"]["conv_names"] == ["conv1", "conv2"] and card["architecture"]["fc_names"] == [
-        "fc1", "fc2"]
+    layers = [layer["name"] for layer in card["architecture"]["layers"] if layer["type"] in ("conv2d", "linear")]
+    assert layers == ["conv1", "conv2", "fc1", "fc2"]
     assert card["weights_sha256"] == loaded.card.weights_sha256 and card["training"]["import"]["file_sha256"]
     with pytest.raises(UnknownLabelsError, match="labels are unknown"):
         evaluate(loaded)

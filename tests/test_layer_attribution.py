@@ -6,8 +6,8 @@ import torch
 
 from mechmnistic import hooks, run_with_cache, to_pixels
 from mechmnistic.analysis.layer_attribution import layer_attribution
-from mechmnistic.analysis.units import UnitError, output_hook
-from mechmnistic.models import CNNConfig, MLPConfig, Normalization, build_model
+from mechmnistic.analysis.units import UnitError
+from mechmnistic.models import Normalization, build_model, cnn_config, mlp_config
 from tests.conftest import BUNDLED_MODELS
 
 
@@ -19,7 +19,7 @@ def test_attributions_plus_downstream_bias_are_the_logits(bundled, mnist_test, n
     for layer in model.layer_names[:-1]:
         result = layer_attribution(model, images, layer)
         np.testing.assert_allclose(result.logits, logits.numpy(), atol=1e-5)
-        np.testing.assert_allclose(result.activations, cache[output_hook(model, layer)].numpy())
+        np.testing.assert_allclose(result.activations, cache[model.layout[layer].output_hook].numpy())
         assert np.abs(result.reconstruction_error).max() < 1e-4, layer
         np.testing.assert_allclose(result.per_unit.sum(axis=2) + result.downstream_bias, logits.numpy(), atol=1e-4)
 
@@ -32,7 +32,7 @@ def autograd_gradient(model, image, layer, k):
         seen["h"] = out.detach().requires_grad_(True)
         return seen["h"]
 
-    with torch.enable_grad(), hooks(model, {output_hook(model, layer): leaf}):
+    with torch.enable_grad(), hooks(model, {model.layout[layer].output_hook: leaf}):
         logit = model(to_pixels(image))[0, k]
         (grad,) = torch.autograd.grad(logit, seen["h"])
     return grad[0].numpy()
@@ -76,7 +76,7 @@ def test_the_all_off_check_can_fail_and_says_so(bundled, mnist_test, name):
 
 def hand_mlp(bias_of_layer_1):
     """784 -> 2 -> 2 -> 1: h0 = relu(pixels (0,0) and (0,1)); layers.1 = identity + bias; logit = 2 a - b + 0.5."""
-    model = build_model(MLPConfig(hidden_sizes=(2, 2), n_classes=1))
+    model = build_model(mlp_config(hidden_sizes=(2, 2), n_classes=1))
     with torch.no_grad():
         l0, l1, l2 = (model.layer(f"layers.{i}") for i in range(3))
         l0.weight.zero_()
@@ -117,7 +117,7 @@ def test_hand_built_pattern_change_shows_the_gap():
 
 def test_normalising_cnn_and_bad_layers(mnist_test):
     torch.manual_seed(3)
-    model = build_model(CNNConfig(conv_channels=(2, 3), fc_sizes=(5,), normalization=Normalization(0.1307, 0.3081)))
+    model = build_model(cnn_config(conv_channels=(2, 3), fc_sizes=(5,), normalization=Normalization(0.1307, 0.3081)))
     for layer in model.layer_names[:-1]:
         result = layer_attribution(model, mnist_test.images[:4], layer)
         assert np.abs(result.reconstruction_error).max() < 1e-4

@@ -8,15 +8,15 @@ import torch
 
 from mechmnistic import run_with_cache
 from mechmnistic.analysis.logit_effects import (
+    FinalLayer,
     combined_embedding,
     explain_class,
-    final_layer,
     important_units,
     logit_effects,
     pixel_view,
 )
 from mechmnistic.errors import MechMNISTicError
-from mechmnistic.models import CNNConfig, MLPConfig, build_model
+from mechmnistic.models import build_model, cnn_config, mlp_config
 
 from .conftest import BUNDLED_MODELS
 
@@ -30,7 +30,7 @@ def hand_built():
     So h = [2.5, 0, 1.25] and, with W = [[1, 3, -2], [-0.5, 1, 4]], b = [0.25, -1]:
     class 0: effects [2.5, 0, -2.5 | 0.25] -> logit 0.25; class 1: [-1.25, 0, 5 | -1] -> logit 2.75.
     """
-    model = build_model(MLPConfig(hidden_sizes=(3,), n_classes=2))
+    model = build_model(mlp_config(hidden_sizes=(3,), n_classes=2))
     with torch.no_grad():
         first, last = model.get_submodule("layers.0"), model.get_submodule("layers.1")
         first.weight.zero_()
@@ -135,7 +135,7 @@ def test_identities_on_every_bundled_model(name, bundled, mnist_test):
     """Any depth, MLP or CNN: effects sum to the logits, embeddings to the unit layer's pre-activations,
     combined embeddings to the units' total effect and, with every unit, to the logit."""
     model = bundled(name)
-    final = final_layer(model)
+    final = FinalLayer.of(model)
     assert final.units_are_neurons and final.unit_layer == model.layer_names[-2]
     for image in mnist_test.images[:4]:
         effects = logit_effects(model, image)
@@ -156,7 +156,7 @@ def test_identities_on_every_bundled_model(name, bundled, mnist_test):
 
 
 def test_a_cnn_without_hidden_fc_layers_reads_pooled_maps():
-    model = build_model(CNNConfig(conv_channels=(2,), kernel_sizes=(3,), fc_sizes=()))
+    model = build_model(cnn_config(conv_channels=(2,), kernel_sizes=(3,), fc_sizes=()))
     image = np.random.default_rng(0).integers(0, 256, (28, 28), dtype=np.uint8)
     effects = logit_effects(model, image)
     final = effects.layer

@@ -15,17 +15,17 @@ import mechmnistic
 from mechmnistic.evaluation import evaluate
 from mechmnistic.labels import apply_label_function
 from mechmnistic.models import (
-    CNNConfig,
     ConfigError,
-    MLPConfig,
     ModelCard,
     ModelLoadError,
     ModelNotFoundError,
     WeightsFileError,
     build_model,
+    cnn_config,
     config_from_dict,
     config_to_dict,
     load_model,
+    mlp_config,
     read_state_dict,
     save_model,
 )
@@ -37,10 +37,10 @@ from .conftest import BUNDLED_MODELS, snapshot
 @pytest.mark.parametrize(
     "config",
     [
-        MLPConfig(hidden_sizes=(64,)),
-        MLPConfig(hidden_sizes=(32, 16, 8), n_classes=3, layer_names=("fc1", "fc2", "fc3", "out")),
-        CNNConfig(n_classes=2, dropout=0.2),
-        CNNConfig(conv_channels=(4,), kernel_sizes=(5,), fc_sizes=(), n_classes=10),
+        mlp_config(hidden_sizes=(64,)),
+        mlp_config(hidden_sizes=(32, 16, 8), n_classes=3, layer_names=("fc1", "fc2", "fc3", "out")),
+        cnn_config(n_classes=2, dropout=0.2),
+        cnn_config(conv_channels=(4,), kernel_sizes=(5,), fc_sizes=(), n_classes=10),
     ],
 )
 def test_config_json_round_trip(config):
@@ -48,16 +48,16 @@ def test_config_json_round_trip(config):
 
 
 def test_parameter_names_read_like_the_diagram():
-    assert list(build_model(MLPConfig(hidden_sizes=(64, 64))).state_dict()) == [
+    assert list(build_model(mlp_config(hidden_sizes=(64, 64))).state_dict()) == [
         "layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "layers.2.weight", "layers.2.bias",
     ]
-    challenge = build_model(CNNConfig(n_classes=2))
+    challenge = build_model(cnn_config(n_classes=2))
     shapes = {k: tuple(v.shape) for k, v in challenge.state_dict().items()}
     assert shapes == {
         "conv1.weight": (8, 1, 3, 3), "conv1.bias": (8,), "conv2.weight": (16, 8, 3, 3), "conv2.bias": (16,),
         "fc1.weight": (200, 400), "fc1.bias": (200,), "fc2.weight": (2, 200), "fc2.bias": (2,),
     }
-    sequential = build_model(MLPConfig(hidden_sizes=(10,), layer_names=("net.0", "net.2")))
+    sequential = build_model(mlp_config(hidden_sizes=(10,), layer_names=("net.0", "net.2")))
     assert list(sequential.state_dict()) == ["net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias"]
 
 
@@ -79,11 +79,11 @@ def test_bad_configs_are_refused(bad):
 
 
 def _tiny_card(name="tiny"):
-    return ModelCard(name=name, config=MLPConfig(hidden_sizes=(3,)), weights_sha256="")
+    return ModelCard(name=name, config=mlp_config(hidden_sizes=(3,)), weights_sha256="")
 
 
 def test_save_and_load_round_trip(tmp_zoo):
-    model = build_model(MLPConfig(hidden_sizes=(3,)))
+    model = build_model(mlp_config(hidden_sizes=(3,)))
     save_model(model, _tiny_card())
     assert mechmnistic.list_models() == ["tiny"]
     loaded = load_model("tiny")
@@ -100,20 +100,20 @@ def test_path_like_names_never_leave_the_zoo(tmp_zoo, name):
 
 def test_symlink_out_of_the_zoo_is_refused(tmp_zoo, tmp_path):
     outside = tmp_path / "outside"
-    save_model(build_model(MLPConfig(hidden_sizes=(3,))), _tiny_card("elsewhere"), zoo=outside)
+    save_model(build_model(mlp_config(hidden_sizes=(3,))), _tiny_card("elsewhere"), zoo=outside)
     (tmp_zoo / "sneaky").symlink_to(outside / "elsewhere")
     with pytest.raises(ModelNotFoundError, match="outside the model zoo"):
         load_model("sneaky")
 
 
 def test_unknown_model_lists_known_ones(tmp_zoo):
-    save_model(build_model(MLPConfig(hidden_sizes=(3,))), _tiny_card())
+    save_model(build_model(mlp_config(hidden_sizes=(3,))), _tiny_card())
     with pytest.raises(ModelNotFoundError, match="known: tiny"):
         load_model("nope")
 
 
 def _saved_tiny(tmp_zoo):
-    save_model(build_model(MLPConfig(hidden_sizes=(3,))), _tiny_card())
+    save_model(build_model(mlp_config(hidden_sizes=(3,))), _tiny_card())
     return tmp_zoo / "tiny"
 
 
@@ -127,7 +127,7 @@ def test_corrupt_weights_file_is_named(tmp_zoo):
 
 def test_shape_mismatched_weights_are_named(tmp_zoo):
     folder = _saved_tiny(tmp_zoo)
-    state = build_model(MLPConfig(hidden_sizes=(4,))).state_dict()
+    state = build_model(mlp_config(hidden_sizes=(4,))).state_dict()
     data = safetensors_save({k: v.contiguous() for k, v in state.items()})
     (folder / "model.safetensors").write_bytes(data)
     card = json.loads((folder / "card.json").read_text())
@@ -189,7 +189,7 @@ def test_bad_weight_files_are_named(tmp_path, name, content, message):
 
 
 def test_truncated_pt_and_oversized_files(tmp_path):
-    state = build_model(MLPConfig(hidden_sizes=(3,))).state_dict()
+    state = build_model(mlp_config(hidden_sizes=(3,))).state_dict()
     buffer = io.BytesIO()
     torch.save(state, buffer)
     truncated = tmp_path / "cut.pt"
@@ -201,7 +201,7 @@ def test_truncated_pt_and_oversized_files(tmp_path):
 
 
 def test_pt_state_dict_loads(tmp_path):
-    state = build_model(MLPConfig(hidden_sizes=(3,))).state_dict()
+    state = build_model(mlp_config(hidden_sizes=(3,))).state_dict()
     torch.save({"state_dict": state}, tmp_path / "ok.pt")
     loaded = read_state_dict(tmp_path / "ok.pt")
     assert set(loaded) == set(state)

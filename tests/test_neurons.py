@@ -10,7 +10,6 @@ from mechmnistic import run_with_cache
 from mechmnistic.analysis.neurons import (
     activation_distribution,
     distribution_from_values,
-    hidden_fc_layers,
     input_weights,
     output_weights,
     similar_neurons,
@@ -18,13 +17,13 @@ from mechmnistic.analysis.neurons import (
     top_indices,
 )
 from mechmnistic.analysis.units import UnitError
-from mechmnistic.models import CNNConfig, MLPConfig, Normalization, build_model
+from mechmnistic.models import Normalization, build_model, cnn_config, mlp_config
 
 
 @pytest.fixture
 def tiny():
     """784 -> 3 -> 2 -> 4 with hand-set weights."""
-    model = build_model(MLPConfig(hidden_sizes=(3, 2), n_classes=4))
+    model = build_model(mlp_config(hidden_sizes=(3, 2), n_classes=4))
     with torch.no_grad():
         first, second, last = (model.get_submodule(f"layers.{i}") for i in range(3))
         first.weight.zero_()
@@ -47,7 +46,7 @@ def test_first_layer_input_weights_are_the_pixel_map(tiny):
 
 def test_normalisation_is_folded_into_first_layer_weights():
     torch.manual_seed(0)
-    model = build_model(MLPConfig(hidden_sizes=(4,), normalization=Normalization(0.5, 0.25)))
+    model = build_model(mlp_config(hidden_sizes=(4,), normalization=Normalization(0.5, 0.25)))
     pixels = np.random.default_rng(0).random((3, 28, 28)).astype(np.float32)
     _, cache = run_with_cache(model, pixels, names=["layers.0.pre"])
     got = input_weights(model, "layers.0", 1)
@@ -106,12 +105,14 @@ def test_bad_units_are_refused_with_a_clear_error(tiny, layer, unit):
         input_weights(tiny, layer, unit)
 
 
-def test_hidden_fc_layers_skip_logits_and_convolutions(tiny):
-    assert hidden_fc_layers(tiny) == ["layers.0", "layers.1"]
-    cnn = build_model(CNNConfig())
-    assert hidden_fc_layers(cnn) == [cnn.config.fc_names[0]]
+def test_fc_unit_views_refuse_logits_and_convolutions(tiny):
+    assert tiny.layout.hidden_names == ("layers.0", "layers.1")
+    cnn = build_model(cnn_config())
+    assert [layer.name for layer in cnn.layout.hidden if not layer.is_conv] == ["fc1"]
     with pytest.raises(UnitError):
-        input_weights(cnn, cnn.config.conv_names[0], 0)
+        input_weights(cnn, "conv1", 0)
+    with pytest.raises(UnitError):
+        input_weights(cnn, "fc2", 0)
 
 
 def test_distribution_on_hand_values():

@@ -6,7 +6,7 @@ import torch
 
 from mechmnistic import run_with_cache
 from mechmnistic.analysis.patching import logits_from_activations, run_patched
-from mechmnistic.analysis.units import UnitError, check_layer, n_units
+from mechmnistic.analysis.units import UnitError
 from mechmnistic.errors import MechMNISTicError
 
 
@@ -54,8 +54,8 @@ def test_patch_sees_the_right_window(bundled, mnist_test):
 
 def test_layer_checks(bundled):
     model = bundled("challenge-cnn")
-    assert n_units(model, "fc1") == 200 and n_units(model, "conv2") == 16
+    assert model.layout["fc1"].n_units == 200 and model.layout["conv2"].n_units == 16
     with pytest.raises(UnitError, match="no layer 'fc9' in this model; its layers are conv1, conv2, fc1, fc2"):
-        check_layer(model, "fc9")
+        model.layout.check("fc9")
     with pytest.raises(MechMNISTicError, match="conv layer"):
         logits_from_activations(model, "conv2", torch.zeros(1, 16, 11, 11))

@@ -17,7 +17,7 @@ from mechmnistic.analysis.scrubbing import (
 )
 from mechmnistic.analysis.templates import resolve_template
 from mechmnistic.hooks import predict, run_with_cache
-from mechmnistic.models import MLPConfig, build_model
+from mechmnistic.models import build_model, mlp_config
 
 LOW, HIGH = 1.5, 3.5
 
@@ -78,7 +78,7 @@ def band_net():
     template = np.full((28, 28), 0.5)
     template[0, :10] = 1.0
     direction = torch.tensor((template - 0.5).reshape(-1), dtype=torch.float32)
-    model = build_model(MLPConfig(hidden_sizes=(3,), n_classes=2))
+    model = build_model(mlp_config(hidden_sizes=(3,), n_classes=2))
     with torch.no_grad():
         first, out = model.get_submodule("layers.0"), model.get_submodule("layers.1")
         first.weight.zero_()

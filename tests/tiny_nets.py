@@ -15,14 +15,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mechmnistic.models import CNNConfig, MLPConfig, build_model
+from mechmnistic.models import build_model, cnn_config, mlp_config
 
 OUT_WEIGHT = np.array([[1.0, 2.0, 3.0], [-1.0, 1.0, 0.0]])
 OUT_BIAS = np.array([0.0, 0.5])
 
 
 def pixel_mlp():
-    model = build_model(MLPConfig(hidden_sizes=(3,), n_classes=2))
+    model = build_model(mlp_config(hidden_sizes=(3,), n_classes=2))
     with torch.no_grad():
         first, out = model.get_submodule("layers.0"), model.get_submodule("layers.1")
         first.weight.zero_()
@@ -49,7 +49,7 @@ def images_with(first_pixels) -> np.ndarray:
 
 def scaling_cnn():
     """1x1 conv with two channels (x and 2x), 2x2 max-pool, then logit c = sum of channel c's pooled map."""
-    model = build_model(CNNConfig(conv_channels=(2,), kernel_sizes=(1,), fc_sizes=(), n_classes=2))
+    model = build_model(cnn_config(conv_channels=(2,), kernel_sizes=(1,), fc_sizes=(), n_classes=2))
     with torch.no_grad():
         conv, out = model.get_submodule("conv1"), model.get_submodule("fc1")
         conv.weight.copy_(torch.tensor([1.0, 2.0]).reshape(2, 1, 1, 1))

@@ -17,7 +17,6 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from mechmnistic.analysis.activations import is_conv
 from mechmnistic.analysis.conv import pooled_cell_positions
 from mechmnistic.analysis.layer_attribution import LayerAttribution, layer_attribution
 from mechmnistic.models.architectures import MNISTNet
@@ -34,7 +33,7 @@ CELLS_LISTED = 12
 
 def earlier_layers(model: MNISTNet) -> list[str]:
     """The hidden layers before the one feeding the final layer (that one has the logit-effects panel)."""
-    return list(model.layer_names[:-2])
+    return list(model.layout.hidden_names[:-1])
 
 
 def _open(model_name: str, layer: str, unit: int, position: tuple[int, int] | None, link_params: dict) -> None:
@@ -81,7 +80,7 @@ def layer_panel(model_name: str, net: MNISTNet, image: np.ndarray, layer: str, c
     """
     with one_thread():
         result = layer_attribution(net, image, layer)
-    conv = is_conv(net, layer)
+    conv = net.layout[layer].is_conv
     per_unit = result.per_unit[0]  # [K, U]: a channel's cells summed
     kind = "channel" if conv else "neuron"
     labels = [f"{kind} {u}" for u in range(per_unit.shape[1])]

@@ -13,7 +13,7 @@ import streamlit as st
 
 from mechmnistic.analysis.ablation import InterventionResult, ablate, patch_activations
 from mechmnistic.analysis.activations import activations_are_cached, layer_activations
-from mechmnistic.analysis.attribution import attributed_layer, unit_contributions
+from mechmnistic.analysis.attribution import unit_contributions
 from mechmnistic.analysis.geometry import layer_pca
 from mechmnistic.analysis.hypothesis import image_scores, model_predictions
 from mechmnistic.cache import model_fingerprint
@@ -87,10 +87,11 @@ def ablation(model_name: str, layer: str, units: np.ndarray, method: str, seed: 
 @st.cache_data(show_spinner="Attributing the test set's logits…", max_entries=16)
 def _unit_contributions(model_name: str, fingerprint: str, target: tuple[int, int | None]) -> tuple[np.ndarray, float]:
     net = loaders.load_model(model_name)
-    layer, hook = attributed_layer(net)
-    if hook == f"{layer}.post":
-        values = _activations(model_name, fingerprint, layer, "test")
-    else:  # pooled conv maps feed the output: not in the per-unit cache
+    feeds = net.layout.feeds_logits
+    if feeds is not None and not feeds.is_conv:
+        values = _activations(model_name, fingerprint, feeds.name, "test")
+    else:  # conv maps (or pixels) feed the output: not in the per-unit cache; unit_contributions says so
+        hook = feeds.output_hook if feeds is not None else "input"
         values = run_with_cache(net, loaders.mnist("test").images, names=[hook])[1][hook]
     return unit_contributions(net, values, target)
 

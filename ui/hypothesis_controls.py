@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from mechmnistic.analysis.attribution import attributed_layer
 from mechmnistic.analysis.hypothesis import BandRule, Rule, ThresholdRule, derive_unit_groups, fit_rule
 from mechmnistic.analysis.scrubbing import DEFAULT_TOLERANCES, check_groups, check_tolerances
 from mechmnistic.analysis.templates import Template, image_from_bytes, resolve_template
@@ -48,8 +47,8 @@ def hypothesis_params() -> dict[str, str]:
 
 def layer_choice(net: MNISTNet, label: str = "Layer", help: str | None = None) -> str:
     """A hidden layer (default: the one feeding the output), in ``?layer=``."""
-    layers = list(net.layer_names[:-1])
-    default = attributed_layer(net)[0]
+    layers = list(net.layout.hidden_names)
+    default = layers[-1] if layers else None
     return bound.select(st, label, layers, "hyp_layer", "layer", default, help=help)
 
 

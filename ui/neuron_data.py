@@ -24,7 +24,6 @@ from mechmnistic.analysis.atlas import (
 )
 from mechmnistic.analysis.conv import position_activations
 from mechmnistic.analysis.neurons import TopExamples
-from mechmnistic.analysis.units import hidden_layers, n_units
 from mechmnistic.cache import is_cached
 
 from . import loaders
@@ -87,7 +86,7 @@ def atlas(model_name: str, layer: str, params: AtlasParameters) -> NeuronAtlas:
     if not atlas_is_cached(model, layer, params):
         # Computed here rather than inside the cached reader: Streamlit would record the
         # progress updates as part of the cached result and replay them.
-        units = n_units(model, layer)
+        units = model.layout[layer].n_units
         with st.status(f"First-time analysis of {layer}: top {params.top_k} examples, grounded in pixel space, "
                        f"and feature clusters of all {units} units (stored for next time)…", expanded=True) as status:
             bar = st.progress(0.0)
@@ -124,4 +123,4 @@ def unit_view(model_name: str, layer: str, unit: int, position: tuple[int, int] 
 
 def explorable_layers(model_name: str) -> list[str]:
     """The layers the Neuron Explorer offers: every hidden layer, conv and fully connected."""
-    return hidden_layers(loaders.load_model(model_name))
+    return list(loaders.load_model(model_name).layout.hidden_names)

@@ -17,7 +17,6 @@ import pandas as pd
 import streamlit as st
 
 from mechmnistic.analysis import neurons
-from mechmnistic.analysis.activations import is_conv
 from mechmnistic.analysis.atlas import AtlasParameters, UnitClusters
 from mechmnistic.analysis.connections import Contributions, incoming_weights, outgoing_weights, upstream_contributions
 from mechmnistic.analysis.conv import (
@@ -57,16 +56,17 @@ class Unit:
 
     @property
     def conv(self) -> bool:
-        return is_conv(self.model, self.layer)
+        return self.model.layout[self.layer].is_conv
 
     @property
     def depth(self) -> int:
-        return self.model.layer_names.index(self.layer)
+        return self.model.layout[self.layer].index
 
     @property
     def source(self) -> str | None:
         """The layer this unit reads (``None``: it reads pixels)."""
-        return self.model.layer_names[self.depth - 1] if self.depth else None
+        previous = self.model.layout.previous(self.layer)
+        return previous.name if previous is not None else None
 
     @property
     def name(self) -> str:
@@ -175,11 +175,11 @@ def outgoing_section(unit: Unit) -> None:
     outgoing = outgoing_weights(unit.model, unit.layer, unit.index)
     target = outgoing.target_layer
     totals = outgoing.total
-    if target == unit.model.layer_names[-1] and outgoing.weights.ndim == 1:
+    if unit.model.layout[target].is_final and outgoing.weights.ndim == 1:
         st.plotly_chart(viz.output_weights_figure(totals, target, True), key="nx_fig_out")
     else:
         order, count = _bars_controls()
-        kind = "neuron" if not is_conv(unit.model, target) else "channel"
+        kind = unit.model.layout[target].what
         summed = outgoing.weights.ndim > 1
         title = f"Output weights to {target}" + (" (summed over cells)" if summed else "")
         fig = ranked_bar(totals, [f"{target} {kind} {t}" for t in range(len(totals))], title, "weight", top=count,

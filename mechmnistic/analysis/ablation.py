@@ -37,7 +37,7 @@ from ..errors import MechMNISTicError
 from ..hooks import run_with_cache, to_pixels
 from ..labels import UnknownLabelsError, apply_label_function
 from ..models.architectures import MNISTNet
-from .activations import is_conv, layer_activations
+from .activations import layer_activations
 from .patching import logits_from_activations, replace_units, run_replacing_units, unit_activations
 from .units import Groups, UnitSpec, compress_indices, resolve_units
 
@@ -138,7 +138,7 @@ def unit_statistics(model: MNISTNet, layer: str, reference: Split | np.ndarray =
     for a conv layer, whose maps are streamed batch by batch. Results for a
     split are cached.
     """
-    if isinstance(reference, str) and not is_conv(model, layer):
+    if isinstance(reference, str) and not model.layout[layer].is_conv:
         values = layer_activations(model, layer, reference).values
         return {"mean": values.mean(axis=0, dtype=np.float64).astype(np.float32), "min": values.min(axis=0)}
     images = load_mnist(reference).images if isinstance(reference, str) else reference
@@ -182,11 +182,11 @@ def _intervene(
     description: str, batch_size: int,
 ) -> InterventionResult:
     images, labels, split = _evaluation(model, images, labels)
-    if split is not None and not is_conv(model, layer):
+    if split is not None and not model.layout[layer].is_conv:
         # A whole split through a fully connected layer: its activations and logits are
         # cached, so only the later layers run (the same numbers as the hooks path; tested).
         values = torch.from_numpy(layer_activations(model, layer, split).values)
-        clean = layer_activations(model, model.layer_names[-1], split).values
+        clean = layer_activations(model, model.layout.final.name, split).values
         patched = logits_from_activations(model, layer, replace_units(values, chosen, donor(0, len(values))))
     else:
         clean = run_with_cache(model, images, names=[], batch_size=batch_size)[0].numpy()
@@ -232,7 +232,7 @@ def ablate(
         count = len(load_mnist(images).images) if isinstance(images, str) else len(to_pixels(images))
         sources = np.random.default_rng(seed).integers(0, len(pool), count)
         # A split's fully connected activations are cached; anything else is computed per batch.
-        use_cache = isinstance(reference, str) and not is_conv(model, layer)
+        use_cache = isinstance(reference, str) and not model.layout[layer].is_conv
         reference_values = layer_activations(model, layer, reference).values if use_cache else None
 
         def donor(start: int, stop: int) -> torch.Tensor:

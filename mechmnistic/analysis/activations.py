@@ -1,11 +1,12 @@
 """Per-unit activations over a whole MNIST split, cached on disk.
 
 A *unit* of a fully connected layer is one neuron; its activation is the
-post-ReLU value (for the last layer, the logit). A unit of a conv layer is a
-channel, and its activation on an image is the channel's maximum over
-positions after ReLU; its pre-activation is the maximum before ReLU (the
-number grounding explains), and the position of that maximum is kept too, so
-views can show where a channel fired. Every analysis that needs "how much does unit u fire on
+value after the layer's activation function (for the last layer, the logit).
+A unit of a conv layer is a channel, taken on each image at the position of
+its maximum pre-activation (the number grounding explains); its activation
+there is the activation function of that maximum (for ReLU and any other
+non-decreasing function, the maximum of the activated map), and the position
+is kept too, so views can show where a channel fired. Every analysis that needs "how much does unit u fire on
 image i" over the dataset reads it from here.
 """
 
@@ -19,17 +20,18 @@ import torch
 from ..cache import cached, is_cached
 from ..data import Split, load_mnist
 from ..hooks import run_with_cache
-from ..models.architectures import MNISTNet
+from ..models.architectures import MNISTNet, activate
 
 
 @dataclass(frozen=True)
 class LayerActivations:
     """Activations of one layer's units over a split.
 
-    ``values``: float32 ``[N, units]`` (post-ReLU; logits for the last layer;
-    channel maximum for conv layers). ``pre``: float32 ``[N, units]`` the
-    pre-activation (for conv layers each channel's maximum pre-activation, so
-    ``values == relu(pre)`` everywhere). ``argmax``: int32 ``[N, units, 2]``
+    ``values``: float32 ``[N, units]`` (after the activation; logits for the
+    last layer; for conv layers at each channel's maximum). ``pre``: float32
+    ``[N, units]`` the pre-activation (for conv layers each channel's maximum
+    pre-activation, so ``values == f(pre)`` everywhere, ``f`` the layer's
+    activation). ``argmax``: int32 ``[N, units, 2]``
     (row, col) of each conv channel's maximum pre-activation (the first in
     row-major order among ties, as grounding takes it), else ``None``.
     """
@@ -44,21 +46,13 @@ class LayerActivations:
         return self.values.shape[1]
 
 
-def is_conv(model: MNISTNet, layer: str) -> bool:
-    return isinstance(model.layer(layer), torch.nn.Conv2d)
-
-
-def activation_hook(model: MNISTNet, layer: str) -> str:
-    """The hook holding a layer's unit activations (post-ReLU, or the logits)."""
-    return f"{layer}.post" if f"{layer}.post" in model.hook_names else f"{layer}.pre"
-
-
 def compute_layer_activations(
     model: MNISTNet, layer: str, images: np.ndarray, batch_size: int = 2048
 ) -> LayerActivations:
     """Activations of ``layer``'s units on ``images`` (uint8 ``[N, 28, 28]``), uncached."""
-    hook = activation_hook(model, layer)
-    if not is_conv(model, layer):
+    unit_layer = model.layout[layer]
+    hook = unit_layer.activation_hook
+    if not unit_layer.is_conv:
         _, cache = run_with_cache(model, images, names=[f"{layer}.pre", hook], batch_size=batch_size)
         return LayerActivations(layer, cache[hook].numpy(), cache[f"{layer}.pre"].numpy())
     name, pre, argmax = f"{layer}.pre", [], []
@@ -70,14 +64,15 @@ def compute_layer_activations(
         pre.append(best.numpy())
         argmax.append(torch.stack([where // width, where % width], dim=2).to(torch.int32).numpy())
     pre = np.concatenate(pre)
-    return LayerActivations(layer, np.maximum(pre, 0), pre, np.concatenate(argmax))
+    values = pre if unit_layer.activation is None else activate(unit_layer.activation, torch.from_numpy(pre)).numpy()
+    return LayerActivations(layer, values, pre, np.concatenate(argmax))
 
 
 def _cache_key(model: MNISTNet, layer: str, split: Split) -> dict:
     # Conv entries hold the channels' maximum pre-activations since this key's "conv" field
     # was added: older entries (post-ReLU maxima only) are simply never read again.
     key = {"layer": layer, "split": split}
-    return {**key, "conv": "max-pre"} if is_conv(model, layer) else key
+    return {**key, "conv": "max-pre"} if model.layout[layer].is_conv else key
 
 
 def activations_are_cached(model: MNISTNet, layer: str, split: Split = "train") -> bool:

@@ -35,7 +35,7 @@ from ..cache import cached, is_cached
 from ..data import N_DIGITS, Split, load_mnist
 from ..models.architectures import MNISTNet
 from ..threads import one_thread
-from .activations import is_conv, layer_activations
+from .activations import layer_activations
 from .cluster_stats import (
     MAX_CLUSTERS,
     ClusterParameterError,
@@ -47,7 +47,7 @@ from .cluster_stats import (
 from .conv import position_activations, receptive_field, receptive_field_crops
 from .embeddings import Embeddings, hadamard_embeddings_pairs
 from .neurons import TopExamples, top_indices
-from .units import UnitError, check_hidden_layer, check_positions, check_units
+from .units import UnitError, check_positions, check_units
 
 #: ``progress(done, total, message)``: called as the atlas is computed (``done`` out of ``total`` steps).
 Progress = Callable[[int, int, str], None]
@@ -155,7 +155,7 @@ def compute_atlas(
 ) -> dict[str, np.ndarray]:
     """The atlas arrays, uncached (``neuron_atlas`` stores them)."""
     report = progress or (lambda done, total, message: None)
-    count = check_hidden_layer(model, layer)
+    count = model.layout.check_hidden(layer).n_units
     total = count + 1
     report(0, total, f"activations of {layer} over the {params.split} set")
     acts = layer_activations(model, layer, params.split)
@@ -166,7 +166,7 @@ def compute_atlas(
     k = params.top_k
     labels = np.empty(indices.shape, dtype=np.int64)
     top_pre = np.take_along_axis(acts.pre.T, indices, axis=1)
-    positions = np.empty((*indices.shape, 2), dtype=np.int64) if is_conv(model, layer) else None
+    positions = np.empty((*indices.shape, 2), dtype=np.int64) if model.layout[layer].is_conv else None
     per_unit = {name: np.empty(count) for name in ("explained", "mean_intra", "mean_inter")}
     n_clusters = np.empty(count, dtype=np.int64)
     units_per_chunk = max(1, _CHUNK_FLOATS // (k * 28 * 28))
@@ -198,7 +198,7 @@ def neuron_atlas(
     """The atlas of ``layer`` for ``params`` (default ``AtlasParameters()``): from disk when computed
     before, else computed (reporting to ``progress``) and stored."""
     params = params or AtlasParameters()
-    check_hidden_layer(model, layer)
+    model.layout.check_hidden(layer)
     arrays = cached(model, _ANALYSIS, params.key(layer), lambda: compute_atlas(model, layer, params, progress))
     return NeuronAtlas(layer, params, **{name: arrays[name] for name in (
         "top_indices", "top_pre", "cluster_labels", "n_clusters", "explained", "mean_intra", "mean_inter")},
@@ -278,7 +278,7 @@ def position_clusters(
     cut to the cell's receptive field.
     """
     params = params or AtlasParameters()
-    check_hidden_layer(model, layer)
+    model.layout.check_hidden(layer)
     channel = int(check_units(model, layer, [channel])[0])
     cell = check_positions(model, layer, np.asarray(position).reshape(1, 2), 1)[0]
     pre = position_activations(model, layer, channel, tuple(cell), params.split)

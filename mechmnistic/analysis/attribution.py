@@ -7,10 +7,11 @@ group gives the group's contribution; the contributions plus the bias term sum
 exactly to the target (tested). A group's contribution is also exactly the
 change in the target when that group is zero-ablated.
 
-The attributed layer is the one feeding the output layer: the last hidden
-fully connected layer (its ``.post`` activations; a unit is a neuron), or, for
-a CNN without hidden fully connected layers, the last conv layer's pooled maps
-(a unit is a channel, summed over its positions).
+The attributed layer is the one feeding the output layer
+(``model.layout.feeds_logits``): the last hidden fully connected layer (its
+activations; a unit is a neuron), or, for a CNN without hidden fully
+connected layers, the last conv layer's output maps (a unit is a channel,
+summed over its positions).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import torch
 from ..errors import MechMNISTicError
 from ..hooks import run_with_cache
 from ..models.architectures import MNISTNet
+from ..models.layout import UnitLayer
 from .units import Groups, check_disjoint, select_units
 
 Target = tuple[int, int | None]
@@ -33,15 +35,13 @@ class AttributionError(MechMNISTicError, ValueError):
     """An attribution that cannot be computed as asked."""
 
 
-def attributed_layer(model: MNISTNet) -> tuple[str, str]:
-    """``(layer, hook)`` whose activations feed the output layer, e.g. ``("fc1", "fc1.post")``."""
-    names = model.layer_names
-    if len(names) < 2:
+def _attributed_layer(model: MNISTNet) -> UnitLayer:
+    """The unit layer whose output the logit layer reads (``model.layout.feeds_logits``), or an error
+    saying the model has none."""
+    feeds = model.layout.feeds_logits
+    if feeds is None:
         raise AttributionError("the model has no hidden layer feeding its output layer")
-    layer = names[-2]
-    if isinstance(model.layer(layer), torch.nn.Conv2d):
-        return layer, f"{layer}.pool"
-    return layer, f"{layer}.post"
+    return feeds
 
 
 def default_target(model: MNISTNet) -> Target:
@@ -170,13 +170,13 @@ def attribution_from_activations(
     target = check_target(model, target)
     per_unit, bias = unit_contributions(model, activations, target)
     names, contributions = group_contributions(per_unit, groups)
-    return LogitAttribution(attributed_layer(model)[0], target, names, contributions, bias)
+    return LogitAttribution(_attributed_layer(model).name, target, names, contributions, bias)
 
 
 def direct_logit_attribution(
     model: MNISTNet, images: np.ndarray, groups: Groups | None = None, target: Target | int | None = None
 ) -> LogitAttribution:
     """Direct logit attribution on ``images`` (uint8 ``[N, 28, 28]``) to ``groups`` of the attributed layer."""
-    _, hook = attributed_layer(model)
+    hook = _attributed_layer(model).output_hook
     activations = run_with_cache(model, images, names=[hook])[1][hook]
     return attribution_from_activations(model, activations, groups, target)

@@ -10,8 +10,9 @@ Those *source* units are addressed the way pages link to them:
 
 A conv unit of layer ``k > 0`` reads a ``k x k`` window of every input
 channel: its sources are the kernel's cells, at absolute pooled-map positions
-when the unit has a position, or as offsets ``(dy, dx)`` from the window's
-corner when it is a channel alone (``relative``).
+when the unit has a position (cells of the layer's zero padding, which read
+nothing, are left out), or as offsets ``(dy, dx)`` from the window's corner
+when it is a channel alone (``relative``).
 
 On an input, ``upstream_contributions`` splits the unit's pre-activation into
 ``activation x weight`` per source, plus the bias, exactly: the parts sum to
@@ -29,8 +30,8 @@ import torch
 
 from ..hooks import run_with_cache, to_pixels
 from ..models.architectures import MNISTNet
-from .activations import is_conv
-from .units import UnitError, check_layer, check_positions, check_units, output_hook, pooled_map_size
+from ..models.layout import UnitLayer
+from .units import UnitError, check_positions, check_units
 
 
 @dataclass(frozen=True)
@@ -119,31 +120,38 @@ class Outgoing:
         return self.weights.reshape(len(self.weights), -1).sum(axis=1)
 
 
-def _previous(model: MNISTNet, layer: str) -> str:
-    index = model.layer_names.index(check_layer(model, layer))
-    if index == 0:
+def _previous(model: MNISTNet, layer: str) -> UnitLayer:
+    source = model.layout.previous(layer)
+    if source is None:
         raise UnitError(f"{layer} is the first layer: it reads pixels (see its input weights and grounding)")
-    return model.layer_names[index - 1]
+    return source
 
 
-def _flat_sources(model: MNISTNet, source: str) -> Sources:
+def _flat_sources(source: UnitLayer) -> Sources:
     """Every unit of ``source``'s output in the order the next FC layer reads them."""
-    if not is_conv(model, source):
-        return Sources(source, np.arange(model.layer(source).out_features, dtype=np.int64))
-    side = pooled_map_size(model, source)
-    channel, row, col = np.unravel_index(np.arange(model.layer(source).out_channels * side * side),
-                                         (model.layer(source).out_channels, side, side))
-    return Sources(source, channel.astype(np.int64), np.stack([row, col], axis=1).astype(np.int64))
+    if not source.is_conv:
+        return Sources(source.name, np.arange(source.n_units, dtype=np.int64))
+    channel, row, col = np.unravel_index(np.arange(int(np.prod(source.output_shape))), source.output_shape)
+    return Sources(source.name, channel.astype(np.int64), np.stack([row, col], axis=1).astype(np.int64))
 
 
-def _kernel_sources(model: MNISTNet, layer: str, source: str, position: np.ndarray | None) -> Sources:
-    """The cells a conv unit's kernel reads: channel-major, then row, then column (the weight order)."""
-    c_in, k = model.layer(layer).in_channels, model.layer(layer).kernel_size[0]
+def _kernel_sources(
+    unit_layer: UnitLayer, source: UnitLayer, position: np.ndarray | None
+) -> tuple[Sources, np.ndarray]:
+    """The cells a conv unit's kernel reads: channel-major, then row, then column (the weight order), with a
+    mask ``[C_in * k * k]`` of those inside the source's map (all, without a position; at a position, the
+    cells of the zero padding are not)."""
+    spec = unit_layer.spec
+    c_in, k = spec.in_channels, spec.kernel_size
     channel, dy, dx = np.unravel_index(np.arange(c_in * k * k), (c_in, k, k))
     offsets = np.stack([dy, dx], axis=1).astype(np.int64)
     if position is None:
-        return Sources(source, channel.astype(np.int64), offsets, relative=True)
-    return Sources(source, channel.astype(np.int64), offsets + np.asarray(position, dtype=np.int64))
+        return Sources(source.name, channel.astype(np.int64), offsets, relative=True), np.ones(len(channel), bool)
+    corner = np.asarray(position, dtype=np.int64) * spec.stride - spec.padding
+    cells = offsets + corner
+    side = source.output_shape[1]
+    inside = np.all((cells >= 0) & (cells < side), axis=1)
+    return Sources(source.name, channel[inside].astype(np.int64), cells[inside]), inside
 
 
 def _one_unit(model: MNISTNet, layer: str, unit: int) -> int:
@@ -164,15 +172,17 @@ def incoming_weights(model: MNISTNet, layer: str, unit: int, position: tuple[int
     """
     source = _previous(model, layer)
     unit = _one_unit(model, layer, unit)
+    unit_layer = model.layout[layer]
     module = model.layer(layer)
     weights = module.weight.detach()[unit].reshape(-1).numpy().astype(np.float32)
     bias = float(module.bias.detach()[unit]) if module.bias is not None else 0.0
-    if is_conv(model, layer):
-        sources = _kernel_sources(model, layer, source, _one_position(model, layer, position))
+    if unit_layer.is_conv:
+        sources, inside = _kernel_sources(unit_layer, source, _one_position(model, layer, position))
+        weights = weights[inside]
     else:
         if position is not None:
             raise UnitError(f"{layer} is fully connected: its units have no positions")
-        sources = _flat_sources(model, source)
+        sources = _flat_sources(source)
     return Incoming(layer, unit, sources, weights, bias)
 
 
@@ -190,17 +200,20 @@ def upstream_contributions(
     pixels = to_pixels(image)
     if len(pixels) != 1:
         raise UnitError(f"one image at a time, got {len(pixels)}")
-    _, cache = run_with_cache(model, pixels, names=[output_hook(model, source), f"{layer}.pre"])
-    h = cache[output_hook(model, source)][0]  # the previous layer's output, as this layer reads it
+    _, cache = run_with_cache(model, pixels, names=[source.output_hook, f"{layer}.pre"])
+    h = cache[source.output_hook][0]  # the previous layer's output, as this layer reads it
     pre_map = cache[f"{layer}.pre"][0, unit]
-    module = model.layer(layer)
-    if is_conv(model, layer):
+    unit_layer = model.layout[layer]
+    if unit_layer.is_conv:
         if position_array is None:
             where = int(pre_map.flatten().max(dim=0).indices)  # first maximum, as grounding
             position_array = np.array(divmod(where, pre_map.shape[1]), dtype=np.int64)
         r, c = (int(v) for v in position_array)
-        k = module.kernel_size[0]
-        activations = h[:, r : r + k, c : c + k].reshape(-1)
+        spec = unit_layer.spec
+        k, s, p = spec.kernel_size, spec.stride, spec.padding
+        padded = torch.nn.functional.pad(h, (p, p, p, p)) if p else h
+        _, inside = _kernel_sources(unit_layer, source, position_array)
+        activations = padded[:, r * s : r * s + k, c * s : c * s + k].reshape(-1)[torch.from_numpy(inside)]
         pre = float(pre_map[r, c])
         found = (r, c)
     else:
@@ -217,17 +230,14 @@ def upstream_contributions(
 
 def outgoing_weights(model: MNISTNet, layer: str, unit: int) -> Outgoing:
     """The weights from ``(layer, unit)`` into every unit of the next layer."""
-    index = model.layer_names.index(check_layer(model, layer))
-    if index == len(model.layer_names) - 1:
+    unit_layer = model.layout.check(layer)
+    target = model.layout.next(layer)
+    if target is None:
         raise UnitError(f"{layer} produces the logits: nothing reads it")
     unit = _one_unit(model, layer, unit)
-    target = model.layer_names[index + 1]
-    weight = model.layer(target).weight.detach()
-    if not is_conv(model, layer):
-        out = weight[:, unit]
-    elif is_conv(model, target):
-        out = weight[:, unit]  # [T, k, k]
+    weight = model.layer(target.name).weight.detach()
+    if not unit_layer.is_conv or target.is_conv:
+        out = weight[:, unit]  # [T] or [T, k, k]
     else:
-        side = pooled_map_size(model, layer)
-        out = weight.reshape(len(weight), -1, side, side)[:, unit]  # [T, H', W']
-    return Outgoing(layer, unit, target, out.numpy().astype(np.float32))
+        out = weight.reshape(len(weight), *unit_layer.output_shape)[:, unit]  # [T, H', W']
+    return Outgoing(layer, unit, target.name, out.numpy().astype(np.float32))

@@ -27,16 +27,14 @@ from ..cache import cached
 from ..data import Split, load_mnist
 from ..hooks import hooks, run_with_cache, to_pixels
 from ..models.architectures import MNISTNet
-from .activations import is_conv, layer_activations
-from .units import UnitError, check_layer, check_positions, check_units
+from .activations import layer_activations
+from .units import UnitError, check_positions, check_units
 
 Stage = Literal["pre", "post", "pool"]
 
 
 def _check_conv(model: MNISTNet, layer: str) -> torch.nn.Conv2d:
-    if not is_conv(model, check_layer(model, layer)):
-        convs = [name for name in model.layer_names if is_conv(model, name)]
-        raise UnitError(f"{layer} is not a conv layer; conv layers: {convs}")
+    model.layout.check_conv(layer)
     return model.layer(layer)
 
 
@@ -60,37 +58,37 @@ def filters(model: MNISTNet, layer: str) -> Filters:
 def feature_maps(model: MNISTNet, layer: str, image: np.ndarray | torch.Tensor, stage: Stage = "post") -> np.ndarray:
     """Every channel's map on one image (``[28, 28]``): float32 ``[C, H, W]``.
 
-    ``stage``: ``pre`` (the convolution's output), ``post`` (after ReLU; the
-    maps whose maxima are the channel activations) or ``pool`` (after
-    max-pooling: what the next layer reads).
+    ``stage``: ``pre`` (the convolution's output), ``post`` (after the
+    activation; the maps whose value at each channel's maximum is its
+    activation) or ``pool`` (after pooling: what the next layer reads). A
+    layer without an activation or pooling has its ``pre`` map at those stages.
     """
-    _check_conv(model, layer)
+    unit_layer = model.layout.check_conv(layer)
     if stage not in ("pre", "post", "pool"):
         raise UnitError(f"stage must be pre, post or pool, got {stage!r}")
     pixels = to_pixels(image)
     if len(pixels) != 1:
         raise UnitError(f"one image at a time, got {len(pixels)}")
-    _, cache = run_with_cache(model, pixels, names=[f"{layer}.{stage}"])
-    return cache[f"{layer}.{stage}"][0].numpy()
+    hook = {"pre": unit_layer.pre_hook, "post": unit_layer.activation_hook, "pool": unit_layer.output_hook}[stage]
+    _, cache = run_with_cache(model, pixels, names=[hook])
+    return cache[hook][0].numpy()
 
 
 def receptive_field(model: MNISTNet, layer: str, position: tuple[int, int] | np.ndarray) -> np.ndarray:
     """The pixels that a conv layer's map cell ``(row, col)`` depends on, as an inclusive box
-    ``[row0, col0, row1, col1]`` (int64). For several positions ``[P, 2]``, boxes ``[P, 4]``."""
-    _check_conv(model, layer)
+    ``[row0, col0, row1, col1]`` (int64). For several positions ``[P, 2]``, boxes ``[P, 4]``. With padding a
+    box may reach past the image's edge (the padding's zeros); ``clip_boxes`` cuts it to the image."""
+    model.layout.check_conv(layer)
     cells = np.asarray(position, dtype=np.int64)
     single = cells.ndim == 1
     cells = check_positions(model, layer, cells.reshape(-1, 2), len(cells.reshape(-1, 2)))
-    low, high = cells.copy(), cells.copy()
-    names = model.layer_names
-    for i in range(names.index(layer), -1, -1):
-        k = model.layer(names[i]).kernel_size[0]
-        high = high + k - 1  # a cell of this layer's map reads a k x k window of its input
-        if i > 0:  # that input is the previous conv layer's pooled map
-            pool = model.config.pool_size
-            low, high = low * pool, high * pool + pool - 1
-    boxes = np.concatenate([low, high], axis=1)
+    boxes = model.layout.receptive_field(layer, cells)
     return boxes[0] if single else boxes
+
+
+def clip_boxes(boxes: np.ndarray, size: int = 28) -> np.ndarray:
+    """Boxes ``[..., 4]`` cut to the image (for drawing them)."""
+    return np.clip(np.asarray(boxes), 0, size - 1)
 
 
 @dataclass(frozen=True)
@@ -162,26 +160,44 @@ def position_activations(
 
 
 def pooled_cell_positions(model: MNISTNet, layer: str, image: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Where each pooled cell of conv ``layer`` took its maximum on ``image`` (``[28, 28]``): int64
-    ``[C, H', W', 2]``, the ``(row, col)`` in the layer's map, with ``max_pool2d``'s choice among ties
-    (the cell the next layer reads, as grounding takes it)."""
-    _check_conv(model, layer)
+    """Where each cell of conv ``layer``'s output (what the next layer reads) took its value on ``image``
+    (``[28, 28]``): int64 ``[C, H', W', 2]``, the ``(row, col)`` in the layer's map. After max-pooling, the
+    window's winner (``max_pool2d``'s choice among ties, as grounding takes it); after average pooling, the
+    window's first cell; without pooling, the cell itself."""
+    unit_layer = model.layout.check_conv(layer)
+    pool = unit_layer.pool
+    channels, side = unit_layer.n_units, unit_layer.map_side
+    if pool is None:
+        rows, cols = np.meshgrid(np.arange(side), np.arange(side), indexing="ij")
+        cells = np.stack([rows, cols], axis=2)
+        return np.broadcast_to(cells, (channels, side, side, 2)).astype(np.int64).copy()
+    if pool.kind == "avg":
+        starts = np.clip(np.arange(unit_layer.pooled_side) * pool.stride - pool.padding, 0, side - 1)
+        rows, cols = np.meshgrid(starts, starts, indexing="ij")
+        cells = np.stack([rows, cols], axis=2)
+        return np.broadcast_to(cells, (channels, *cells.shape)).astype(np.int64).copy()
     post = torch.from_numpy(feature_maps(model, layer, image, stage="post"))
-    _, index = F.max_pool2d(post, model.config.pool_size, return_indices=True)  # flat into each H x W map
+    _, index = F.max_pool2d(post, pool.kernel_size, pool.stride, pool.padding, return_indices=True)
     width = post.shape[2]
     return torch.stack([index // width, index % width], dim=3).numpy().astype(np.int64)
 
 
 def receptive_field_crops(maps: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Cut box ``boxes[i]`` (inclusive ``[row0, col0, row1, col1]``) out of ``maps[i]``: ``[K, H, W]`` ->
-    ``[K, h, w]``. All boxes must have one size (a layer's receptive fields do), so the crops align."""
+    ``[K, h, w]``. All boxes must have one size (a layer's receptive fields do), so the crops align; parts of a
+    box past the map's edge (a padded layer's) are zeros."""
     boxes = np.asarray(boxes, dtype=np.int64)
     sizes = boxes[:, 2:] - boxes[:, :2] + 1
     if len(boxes) != len(maps) or (len(boxes) and np.any(sizes != sizes[0])):
         raise UnitError("one box per map, all of one size")
     if not len(boxes):
         return np.zeros((0, 0, 0), np.asarray(maps).dtype)
+    maps = np.asarray(maps)
+    margin = int(max(0, -boxes[:, :2].min(), (boxes[:, 2:] - np.array(maps.shape[1:]) + 1).max()))
+    if margin:
+        maps = np.pad(maps, ((0, 0), (margin, margin), (margin, margin)))
+        boxes = boxes + margin
     h, w = (int(v) for v in sizes[0])
     rows = boxes[:, 0, None] + np.arange(h)[None]  # [K, h]
     cols = boxes[:, 1, None] + np.arange(w)[None]  # [K, w]
-    return np.asarray(maps)[np.arange(len(maps))[:, None, None], rows[:, :, None], cols[:, None, :]]
+    return maps[np.arange(len(maps))[:, None, None], rows[:, :, None], cols[:, None, :]]

@@ -8,8 +8,10 @@ is just its input weights (with the model's input normalisation folded in:
 ``(x - m) / s`` gives ``w / s`` and ``b - m * sum(w) / s``), as in the
 MechMNISTic write-up, computed here in closed form. For every other unit
 (deeper layers, conv channels, CNN FC units) ``w_eff(x)`` depends on the input
-through the ReLU masks and max-pool choices, and comes from
-``mechmnistic.analysis.grounding``.
+through the activations' slopes and the max-pool choices, and comes from
+``mechmnistic.analysis.grounding`` (exact for piecewise-linear networks; with
+smooth activations the local linear approximation, whose residual ``exact``
+and ``residual`` report).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..errors import MechMNISTicError
 from ..hooks import to_pixels
 from ..models.architectures import MNISTNet
 from .grounding import effective_weights, effective_weights_pairs
-from .units import UnitError, check_layer, check_positions, check_units
+from .units import UnitError, check_positions, check_units
 
 
 @dataclass(frozen=True)
@@ -40,10 +42,12 @@ class Embeddings:
     maps: np.ndarray
     bias: np.ndarray
     positions: np.ndarray | None = None
+    exact: bool = True
 
     @property
     def pre_activation(self) -> np.ndarray:
-        return self.maps.sum(axis=(2, 3)) + self.bias
+        """``maps`` summed plus ``bias``: the pre-activation when ``exact``, else its local linear approximation."""
+        return self.maps.sum(axis=(-2, -1)) + self.bias
 
 
 def first_layer_effective_weights(model: MNISTNet, units: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +56,7 @@ def first_layer_effective_weights(model: MNISTNet, units: np.ndarray | None = No
     Returns ``w`` float32 ``[U, 28, 28]`` and ``b`` float32 ``[U]``. Only for an
     MLP's first (Linear) layer, whose effective weights do not depend on the input.
     """
-    first = model.layer(model.layer_names[0])
+    first = model.layer(model.layout.first.name)
     if not isinstance(first, torch.nn.Linear):
         raise MechMNISTicError("input-independent weights exist only for an MLP's first layer")
     weight = first.weight.detach().double()
@@ -80,8 +84,7 @@ def hadamard_embeddings(
     on each image. For (image, unit) pairs rather than a full grid (the top
     examples of many units), use ``hadamard_embeddings_pairs``.
     """
-    check_layer(model, layer)
-    if layer == model.layer_names[0] and isinstance(model.layer(layer), torch.nn.Linear):
+    if _closed_form(model, layer):
         units = check_units(model, layer, units)
         check_positions(model, layer, positions, len(units))  # FC units have none: say so
         w, b = first_layer_effective_weights(model, units)
@@ -89,7 +92,7 @@ def hadamard_embeddings(
         maps = pixels[:, None, :, :] * w[None]  # [N, U, 28, 28]
         return Embeddings(maps.astype(np.float32), np.broadcast_to(b, (len(pixels), len(b))).astype(np.float32))
     grounding = effective_weights(model, layer, images, units, positions)
-    return Embeddings(grounding.embeddings(images), grounding.b_eff, grounding.positions)
+    return Embeddings(grounding.embeddings(images), grounding.b_eff, grounding.positions, grounding.exact)
 
 
 def hadamard_embeddings_pairs(
@@ -110,8 +113,7 @@ def hadamard_embeddings_pairs(
     ``positions [P, 2]`` (conv) or ``None``. An MLP's first layer takes the
     closed form, every other layer ``grounding.effective_weights_pairs``.
     """
-    check_layer(model, layer)
-    if layer == model.layer_names[0] and isinstance(model.layer(layer), torch.nn.Linear):
+    if _closed_form(model, layer):
         units = check_units(model, layer, units)
         index = np.asarray(image_index, dtype=np.int64)
         if index.shape != units.shape or (index.size and (index.min() < 0 or index.max() >= len(images))):
@@ -121,4 +123,10 @@ def hadamard_embeddings_pairs(
         maps = to_pixels(images[index]).numpy() * w[units]
         return Embeddings(maps, b[units])
     grounding = effective_weights_pairs(model, layer, images, units, image_index, positions)
-    return Embeddings(grounding.embeddings(images), grounding.b_eff, grounding.positions)
+    return Embeddings(grounding.embeddings(images), grounding.b_eff, grounding.positions, grounding.exact)
+
+
+def _closed_form(model: MNISTNet, layer: str) -> bool:
+    """Whether ``layer`` is an MLP's first layer, whose effective weights do not depend on the input."""
+    unit_layer = model.layout.check(layer)
+    return unit_layer.index == 0 and not unit_layer.is_conv

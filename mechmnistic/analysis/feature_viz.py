@@ -70,7 +70,6 @@ from ..errors import MechMNISTicError
 from ..hooks import eval_mode, forward_to
 from ..labels import template_image
 from ..models.architectures import MNISTNet
-from .activations import is_conv
 from .geometry import ActivationSpace, Direction, Progress
 from .units import check_units
 
@@ -124,7 +123,7 @@ def unit_objectives(model: MNISTNet, layer: str, units: Sequence[int] | None = N
     per_unit = int(np.prod(shape[1:])) if len(shape) > 1 else 1  # positions of a conv channel's map
     weights = torch.zeros(len(chosen), shape[0], per_unit)
     weights[torch.arange(len(chosen)), torch.tensor(chosen)] = 1.0 / per_unit
-    what = "channel" if is_conv(model, layer) else "unit"
+    what = "channel" if model.layout[layer].is_conv else "unit"
     return Objectives(layer, hook, weights.flatten(1), tuple(f"{layer} {what} {u}" for u in chosen),
                       tuple(chosen), tuple(chosen))
 
@@ -297,10 +296,12 @@ def _folded(model: MNISTNet, objectives: Objectives, dtype: torch.dtype) -> _Lin
     weights = objectives.weights.to(dtype)
     offset = torch.zeros(len(objectives), dtype=dtype)
     layer_name, _, stage = objectives.hook.rpartition(".")
-    if stage == "pre" and isinstance(layer := model.layer(layer_name), torch.nn.Linear):
-        names = model.hook_names
-        source = names[names.index(objectives.hook) - 1]
-        weight, bias = layer.weight.detach().to(dtype), layer.bias.detach().to(dtype)
+    if stage == "pre" and not model.layout[layer_name].is_conv:
+        previous = model.layout.previous(layer_name)
+        source = previous.output_hook if previous is not None else "input"
+        layer = model.layer(layer_name)
+        weight = layer.weight.detach().to(dtype)
+        bias = layer.bias.detach().to(dtype) if layer.bias is not None else torch.zeros(len(weight), dtype=dtype)
         return _Linear(source, weights @ weight, weights @ bias)
     return _Linear(objectives.hook, weights, offset)
 

@@ -85,9 +85,8 @@ from ..data import Split, load_mnist
 from ..errors import MechMNISTicError
 from ..hooks import eval_mode, forward_to, hooks, to_pixels
 from ..models.architectures import MNISTNet
-from .activations import is_conv, layer_activations
+from .activations import layer_activations
 from .templates import Template, TemplateError, resolve_template
-from .units import n_units, output_hook
 
 #: Largest activation space PCA accepts (a float64 covariance of 128 MiB).
 MAX_DIM = 4096
@@ -137,23 +136,21 @@ class ActivationSpace:
 
     def describe(self) -> str:
         if self.kind == "fc":
-            return f"{self.layer}: {self.dim} units after ReLU"
+            return f"{self.layer}: {self.dim} units after the activation"
         if self.kind == "output":
             return f"{self.layer}: the {self.dim} logits"
         c, h, w = self.shape
-        return f"{self.layer}: max-pooled maps, {c} channels x {h}x{w} positions = {self.dim} coordinates"
+        return f"{self.layer}: output maps, {c} channels x {h}x{w} positions = {self.dim} coordinates"
 
 
 def activation_space(model: MNISTNet, layer: str) -> ActivationSpace:
     """The activation space of ``layer`` (see the module docstring): what the next layer reads."""
-    hook = output_hook(model, layer)  # checks the layer
-    if is_conv(model, layer):
-        with torch.inference_mode(), eval_mode(model):
-            shape = tuple(forward_to(model, torch.zeros(1, 28, 28), hook).shape[1:])
-        space = ActivationSpace(layer, hook, "conv", shape)
+    unit_layer = model.layout.check(layer)
+    hook = unit_layer.output_hook
+    if unit_layer.is_conv:
+        space = ActivationSpace(layer, hook, "conv", unit_layer.output_shape)
     else:
-        kind = "output" if layer == model.layer_names[-1] else "fc"
-        space = ActivationSpace(layer, hook, kind, (n_units(model, layer),))
+        space = ActivationSpace(layer, hook, "output" if unit_layer.is_final else "fc", (unit_layer.n_units,))
     if space.dim > MAX_DIM:
         raise GeometryError(f"{space.describe()}: more than {MAX_DIM} coordinates, too many for an exact PCA here")
     return space
@@ -378,8 +375,8 @@ def principal_direction(fit: LayerPCA, component: int) -> Direction:
 
 def feeds_output(model: MNISTNet, layer: str) -> bool:
     """Whether the output layer reads ``layer``'s activation vector directly (or ``layer`` is it)."""
-    names = model.layer_names
-    return layer in names[-2:]
+    layout = model.layout
+    return layout.check(layer).is_final or layout.next(layer).is_final
 
 
 def logit_difference_direction(
@@ -389,12 +386,12 @@ def logit_difference_direction(
     n_classes = model.n_classes
     for cls in (positive, negative):
         if not 0 <= cls < n_classes:
-            raise GeometryError(f"class {cls} does not exist; {model.layer_names[-1]} has classes 0..{n_classes - 1}")
+            raise GeometryError(f"class {cls} does not exist; {model.layout.final.name} has classes 0..{n_classes - 1}")
     if positive == negative:
         raise GeometryError("a logit difference needs two different classes")
     space = activation_space(model, layer)
     spec, name = f"logit:{positive}-{negative}", f"logit {positive} − logit {negative}"
-    output = model.layer(model.layer_names[-1])
+    output = model.layer(model.layout.final.name)
     if space.kind == "output":
         vector = np.zeros(n_classes)
         vector[positive], vector[negative] = 1.0, -1.0

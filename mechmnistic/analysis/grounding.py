@@ -1,38 +1,44 @@
-"""Exact input-space grounding of any unit of any layer: ``pre(x) = w_eff(x) · x + b_eff(x)``.
+"""Input-space grounding of any unit of any layer: ``pre(x) = w_eff(x) · x + b_eff(x)``.
 
-Our networks (ReLU MLPs, ReLU/max-pool CNNs, an affine input normalisation)
-are piecewise linear in the pixels. On a given input ``x`` (pixels in [0, 1],
-*before* the model's own normalisation) the ReLU masks and the max-pool
-choices are fixed, and every unit's pre-activation is an affine function of
-the pixels:
+On a given input ``x`` (pixels in [0, 1], *before* the model's own
+normalisation) a network whose activations are piecewise linear (ReLU,
+LeakyReLU; max or average pooling, padding, strides; batch normalisation
+folded in) is an affine function of the pixels once its pattern is fixed
+(which units are on and at what slope, which max-pool element won):
 
     pre(x) = w_eff(x) · x + b_eff(x)
 
-``w_eff(x)`` ``[28, 28]`` is the gradient of the pre-activation with respect to
-the pixels: the product of the weight matrices with the ReLU masks and
+exactly. ``w_eff(x)`` ``[28, 28]`` is the gradient of the pre-activation with
+respect to the pixels: the product of the weight matrices with the slopes and
 max-pool choices active on ``x`` (the normalisation's ``1/std`` folded in).
-``b_eff(x)`` is what the biases contribute through the same masks, plus the
-normalisation's offset ``-mean/std`` pushed through them.
+``b_eff(x)`` is what the biases contribute through the same pattern, plus the
+normalisation's offset ``-mean/std`` pushed through it.
+
+With a smooth activation (tanh, sigmoid, ELU, GELU, SiLU) the same
+construction is the local linear approximation, gradient x input: ``w_eff``
+is still the exact gradient, but ``w_eff · x + b_eff`` differs from the
+pre-activation by a residual (``Grounding.residual``), which every view shows
+beside it; ``Grounding.exact`` says which case holds.
 
 How it is computed (``mechmnistic.analysis.frozen``). One forward pass of the
-model (its own code, with hooks) per distinct image records the masks and
-pool choices; then the gradient is carried backwards by hand
-through that frozen pattern, for a whole chunk of (image, unit) rows at once.
-So an image shared by many units is run forwards once, and no autograd graph
-is built per row. ``b_eff`` accumulates, layer by layer, the gradient at each
-pre-activation times that layer's bias; it is computed independently of
-``x``, so the identity above is a real check (the tests compare it with the
-forward pass for every layer of every bundled model, and ``w_eff`` with
-autograd's gradient).
+model (its own code, with hooks) per distinct image records the pattern;
+then the gradient is carried backwards by hand through that frozen pattern,
+for a whole chunk of (image, unit) rows at once. So an image shared by many
+units is run forwards once, and no autograd graph is built per row. ``b_eff``
+accumulates, layer by layer, the gradient at each pre-activation times that
+layer's bias; it is computed independently of ``x``, so the identity above is
+a real check (the tests compare it with the forward pass for every layer of
+every bundled model and of networks with padding, strides, average pooling,
+LeakyReLU and folded batch normalisation, and ``w_eff`` with autograd's
+gradient).
 
 Units. A fully connected unit is a neuron index. A conv unit is a channel
 index ``c`` with a position ``(row, col)`` in the layer's pre-pooling map
 (``conv1``: 26x26). Positions are optional: without them a channel is
 grounded at the position of its maximum pre-activation on each image, so its
-value is the channel's maximum pre-activation; ``relu`` of it is the channel
-activation of ``mechmnistic.analysis.activations``, whose argmax position it
-equals whenever the channel fires. The positions used are returned as
-``(row, col)``, like ``LayerActivations.argmax``.
+value is the channel's maximum pre-activation, whose argmax position
+``mechmnistic.analysis.activations`` keeps too. The positions used are
+returned as ``(row, col)``, like ``LayerActivations.argmax``.
 
 Kinks and ties, where the gradient is not unique. The identity still holds
 exactly there, because each frozen choice reproduces the forward value; the
@@ -54,14 +60,14 @@ import torch
 
 from ..hooks import to_pixels
 from ..models.architectures import MNISTNet
-from .activations import is_conv
-from .frozen import carry_back, freeze, phase_kernels
-from .units import UnitError, check_layer, check_positions, check_units, conv_map_size
+from .frozen import carry_back, freeze, images_per_block, phase_kernels, polyphase
+from .units import UnitError, check_positions, check_units
 
 #: Bound on the floats one chunk of rows holds in gradients and gathered masks (64 MiB). Larger
 #: chunks are slower, not faster: their buffers no longer fit in cache and are re-faulted from the OS.
 DEFAULT_MAX_FLOATS = 2**24
-#: Distinct images whose pattern is held while their rows are grounded.
+#: Distinct images whose pattern is held while their rows are grounded (fewer for wide layers:
+#: ``frozen.images_per_block`` bounds the pattern's memory).
 IMAGES_PER_FORWARD = 4096
 
 
@@ -87,6 +93,7 @@ class Grounding:
     pre: np.ndarray
     positions: np.ndarray | None = None
     image_index: np.ndarray | None = None
+    exact: bool = True
 
     def embeddings(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
         """Hadamard embeddings ``x ⊙ w_eff(x)``: pass the same ``images`` the grounding was computed on.
@@ -101,24 +108,33 @@ class Grounding:
         return pixels * self.w_eff
 
     def reconstruct(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
-        """``w_eff · x + b_eff`` (summed in float64): equals ``pre`` up to float32 rounding."""
+        """``w_eff · x + b_eff`` (summed in float64): equals ``pre`` up to float32 rounding when ``exact``."""
         sums = self.embeddings(images).sum(axis=(-2, -1), dtype=np.float64)
         return (sums + self.b_eff).astype(np.float32)
+
+    def residual(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
+        """``pre - (w_eff · x + b_eff)``: zero up to rounding when ``exact``; with smooth activations, what the
+        local linear approximation misses."""
+        return self.pre - self.reconstruct(images)
 
 
 def _floats_per_row(model: MNISTNet, layer: str) -> int:
     """Floats one row holds at the widest point of the backward pass (gradients, gathered
-    masks and phases, the patches), to size chunks generously."""
+    slopes and phases, the patches), to size chunks generously."""
     widest = 28 * 28
-    for name in model.layer_names[: model.layer_names.index(layer) + 1]:
-        module = model.layer(name)
-        if isinstance(module, torch.nn.Conv2d):
-            side = conv_map_size(model, name)
-            span = (module.kernel_size[0] + model.config.pool_size - 1) ** 2
-            widest = max(widest, module.out_channels * side * side, module.in_channels * span * side * side)
-        else:
-            widest = max(widest, module.in_features, module.out_features)
+    for unit_layer in (*model.layout.below(layer), model.layout[layer]):
+        widest = max(widest, _prod(unit_layer.input_shape), _prod(unit_layer.pre_shape))
+        if polyphase(unit_layer):
+            span = (unit_layer.kernel_size + unit_layer.pool.kernel_size - 1) ** 2
+            widest = max(widest, unit_layer.input_shape[0] * span * _prod(unit_layer.output_shape[1:]))
     return 4 * widest
+
+
+def _prod(shape: tuple[int, ...]) -> int:
+    total = 1
+    for size in shape:
+        total *= size
+    return total
 
 
 def _ground(
@@ -140,16 +156,17 @@ def _ground(
     w_out = np.empty((total, 28, 28), np.float32)
     b_out = np.empty(total, np.float32)
     pre_out = np.empty(total, np.float32)
-    pos_out = np.empty((total, 2), np.int64) if is_conv(model, layer) else None
+    pos_out = np.empty((total, 2), np.int64) if model.layout[layer].is_conv else None
     rows_per_chunk = max(1, max_floats // _floats_per_row(model, layer))
     kernels = phase_kernels(model, layer)
+    block = min(IMAGES_PER_FORWARD, images_per_block(model, layer))
     with torch.no_grad():
-        for first in range(0, len(pixels), IMAGES_PER_FORWARD):
+        for first in range(0, len(pixels), block):
             # Rows are sorted by image, so each block of images owns one contiguous run of rows.
-            lo, hi = np.searchsorted(image_of_row, [first, first + IMAGES_PER_FORWARD])
+            lo, hi = np.searchsorted(image_of_row, [first, first + block])
             if lo == hi:
                 continue
-            frozen = freeze(model, layer, pixels[first : first + IMAGES_PER_FORWARD])
+            frozen = freeze(model, layer, pixels[first : first + block])
             for start in range(lo, hi, rows_per_chunk):
                 part = slice(start, min(start + rows_per_chunk, hi))
                 rows = carry_back(
@@ -184,7 +201,6 @@ def effective_weights(
     take each channel at its maximum on each image. Returns a ``Grounding``
     with ``w_eff [N, U, 28, 28]`` and ``b_eff, pre [N, U]``.
     """
-    check_layer(model, layer)
     units_array = check_units(model, layer, units)
     positions_array = check_positions(model, layer, positions, len(units_array))
     pixels = to_pixels(images)
@@ -206,6 +222,7 @@ def effective_weights(
         b.reshape(n, u),
         pre.reshape(n, u),
         None if pos is None else pos.reshape(n, u, 2),
+        exact=model.layout.exact_below(layer),
     )
 
 
@@ -229,7 +246,6 @@ def effective_weights_pairs(
     its image. Returns a ``Grounding`` with ``w_eff [P, 28, 28]`` and
     ``b_eff, pre [P]``; no work is spent on pairs nobody asked for.
     """
-    check_layer(model, layer)
     units_array = check_units(model, layer, units)
     if image_index is None:
         if len(images) != len(units_array):
@@ -255,4 +271,4 @@ def effective_weights_pairs(
         max_floats,
         destination=order,
     )
-    return Grounding(layer, units_array, w, b, pre, pos, image_index=index)
+    return Grounding(layer, units_array, w, b, pre, pos, image_index=index, exact=model.layout.exact_below(layer))

@@ -44,7 +44,7 @@ import torch
 from ..hooks import run_with_cache, to_pixels
 from ..models.architectures import MNISTNet
 from .frozen import FrozenPattern, carry_back, freeze, phase_kernels
-from .units import UnitError, check_layer, output_hook
+from .units import UnitError
 
 #: Images attributed at once (each brings one row per class).
 IMAGES_PER_BLOCK = 512
@@ -101,16 +101,10 @@ class LayerAttribution:
 
 
 def _same_piece(at_input: FrozenPattern, switched_off: FrozenPattern, layers: list[str]) -> torch.Tensor:
-    """Per image, whether two patterns agree on ``layers``: the same ReLUs on and, for conv
-    layers, the same winner in every pooling window whose winner is on."""
+    """Per image, whether two patterns pass gradient the same way on ``layers``."""
     same = torch.ones(at_input.target_pre.shape[0], dtype=torch.bool)
     for name in layers:
-        on_a, on_b = at_input.on[name], switched_off.on[name]
-        if name in at_input.phase:  # [C, M, H', W']
-            agree = (on_a == on_b) & (~on_a | (at_input.phase[name] == switched_off.phase[name]))
-            same &= agree.transpose(0, 1).flatten(1).all(dim=1)
-        else:  # [M, units]
-            same &= (on_a == on_b).all(dim=1)
+        same &= at_input.layers[name].agrees_with(switched_off.layers[name])
     return same
 
 
@@ -120,27 +114,28 @@ def layer_attribution(model: MNISTNet, images: np.ndarray | torch.Tensor, layer:
     ``images``: uint8 ``[N, 28, 28]`` (or one ``[28, 28]``) or floats in [0, 1].
     ``layer``: any layer but the last (its units are the logits themselves).
     """
-    check_layer(model, layer)
-    last = model.layer_names[-1]
-    if layer == last:
+    layout = model.layout
+    if layout.check(layer).is_final:
         raise UnitError(f"{layer} produces the logits; attribute them to an earlier layer")
+    last = layout.final.name
+    output = layout[layer].output_hook
     pixels = to_pixels(images)
     n, k = len(pixels), model.n_classes
-    above = list(model.layer_names[model.layer_names.index(layer) + 1 : -1])
+    above = [unit_layer.name for unit_layer in layout.hidden[layout[layer].index + 1 :]]
     kernels = phase_kernels(model, last)
     parts: dict[str, list[torch.Tensor]] = {key: [] for key in ("h", "grad", "bias", "logits", "base", "same")}
     with torch.no_grad():
         for start in range(0, n, IMAGES_PER_BLOCK):
             block = pixels[start : start + IMAGES_PER_BLOCK]
             m = len(block)
-            _, cache = run_with_cache(model, block, names=[output_hook(model, layer)])
+            _, cache = run_with_cache(model, block, names=[output])
             frozen = freeze(model, last, block)
             off = freeze(model, last, block, switch_off=layer)
             carried = carry_back(
                 model, last, frozen, kernels, torch.arange(m).repeat_interleave(k), torch.arange(k).repeat(m),
                 down_to=layer,
             )
-            parts["h"].append(cache[output_hook(model, layer)])
+            parts["h"].append(cache[output])
             parts["grad"].append(carried.grad.reshape(m, k, *carried.grad.shape[1:]))
             parts["bias"].append(carried.bias_term.reshape(m, k))
             parts["logits"].append(carried.pre.reshape(m, k))

@@ -30,6 +30,7 @@ import torch
 from ..errors import MechMNISTicError
 from ..hooks import run_with_cache, to_pixels
 from ..models.architectures import MNISTNet
+from .frozen import derivative
 from .grounding import effective_weights
 
 DEFAULT_SHARE = 0.025
@@ -37,7 +38,7 @@ DEFAULT_SHARE = 0.025
 
 @dataclass(frozen=True)
 class FinalLayer:
-    """The final (logit) layer and what feeds it.
+    """The final (logit) layer and what feeds it (``FinalLayer.of(model)``).
 
     ``name``: the final Linear layer (``layers.1``, ``fc2``). ``unit_layer``:
     the layer whose units are its inputs (``None`` when pixels feed it
@@ -56,27 +57,21 @@ class FinalLayer:
     def n_units(self) -> int:
         return self.weight.shape[1]
 
-
-def final_layer(model: MNISTNet) -> FinalLayer:
-    """Describe ``model``'s final layer; see ``FinalLayer``."""
-    name = model.layer_names[-1]
-    layer = model.layer(name)
-    if not isinstance(layer, torch.nn.Linear):
-        raise MechMNISTicError(f"the final layer {name!r} is not fully connected; logit effects need an affine readout")
-    if len(model.layer_names) == 1:
-        unit_layer, hook, neurons = None, "input", False
-    else:
-        unit_layer = model.layer_names[-2]
-        neurons = isinstance(model.layer(unit_layer), torch.nn.Linear)
-        hook = f"{unit_layer}.post" if neurons else f"{unit_layer}.pool"
-    return FinalLayer(
-        name=name,
-        unit_layer=unit_layer,
-        input_hook=hook,
-        weight=layer.weight.detach().double().numpy(),
-        bias=layer.bias.detach().double().numpy(),
-        units_are_neurons=neurons,
-    )
+    @classmethod
+    def of(cls, model: MNISTNet) -> FinalLayer:
+        """The final layer of ``model`` as its layout gives it, with its weights."""
+        layout = model.layout
+        feeds = layout.feeds_logits
+        module = model.layer(layout.final.name)
+        bias = module.bias.detach() if module.bias is not None else torch.zeros(module.out_features)
+        return cls(
+            name=layout.final.name,
+            unit_layer=None if feeds is None else feeds.name,
+            input_hook="input" if feeds is None else feeds.output_hook,
+            weight=module.weight.detach().double().numpy(),
+            bias=bias.double().numpy(),
+            units_are_neurons=feeds is not None and not feeds.is_conv,
+        )
 
 
 @dataclass(frozen=True)
@@ -135,7 +130,7 @@ def logit_effects(model: MNISTNet, image: np.ndarray) -> LogitEffects:
     pixels = to_pixels(image)
     if len(pixels) != 1:
         raise ValueError(f"logit_effects takes one image, got {len(pixels)}")
-    final = final_layer(model)
+    final = FinalLayer.of(model)
     logits, cache = run_with_cache(model, pixels, names=[final.input_hook])
     activations = cache[final.input_hook][0].flatten().double().numpy()
     logits64 = logits[0].double().numpy()
@@ -164,50 +159,71 @@ class PixelView:
     ``units``: int64 ``[K]``. ``weights``: float32 ``[K, 28, 28]``, each unit's
     effective pixel weights ``w_eff(x)``; ``maps``: float32 ``[K, 28, 28]``,
     its Hadamard embedding ``x ⊙ w_eff(x)``; ``bias``: float64 ``[K]``,
-    ``b_eff(x)``; ``maps[k].sum() + bias[k]`` is unit k's pre-activation.
+    ``b_eff(x)``; ``maps[k].sum() + bias[k]`` is unit k's pre-activation
+    (``pre`` float64 ``[K]``) when ``exact``, else its local linear
+    approximation. ``slopes`` float64 ``[K]``: the layer's activation's slope at
+    each pre-activation (ReLU: 1 on, 0 off), so that each unit's activation is
+    ``slope * pre`` for a piecewise-linear activation.
     """
 
     units: np.ndarray
     weights: np.ndarray
     maps: np.ndarray
     bias: np.ndarray
+    pre: np.ndarray
+    slopes: np.ndarray
+    exact: bool = True
+
+    def rows(self, units: np.ndarray) -> PixelView:
+        """The view restricted to ``units`` (a subset of ``self.units``), in that order."""
+        position = {int(u): i for i, u in enumerate(self.units)}
+        rows = np.array([position[int(u)] for u in units], dtype=np.int64)
+        return PixelView(np.asarray(units, dtype=np.int64), self.weights[rows], self.maps[rows], self.bias[rows],
+                         self.pre[rows], self.slopes[rows], self.exact)
 
 
 def pixel_view(model: MNISTNet, image: np.ndarray, units: np.ndarray) -> PixelView:
     """Effective pixel weights and Hadamard embeddings of the final layer's input ``units`` on ``image``.
 
-    Exact for any fully connected unit layer, at any depth and behind conv
+    For any fully connected unit layer, at any depth and behind conv
     layers: ``w_eff(x)`` and ``b_eff(x)`` come from
     ``mechmnistic.analysis.grounding`` (for an MLP's first layer, simply its
-    input weights). Raises ``MechMNISTicError`` when the final layer reads no
-    fully connected hidden layer (pixels, or flattened feature maps).
+    input weights); exact for piecewise-linear networks. Raises
+    ``MechMNISTicError`` when the final layer reads no fully connected hidden
+    layer (pixels, or flattened feature maps).
     """
-    final = final_layer(model)
+    final = FinalLayer.of(model)
     if final.unit_layer is None or not final.units_are_neurons:
         raise MechMNISTicError(
             "the final layer does not read a fully connected hidden layer, so its inputs have no Hadamard embedding"
         )
     pixels = to_pixels(image).numpy()
     grounding = effective_weights(model, final.unit_layer, pixels, np.asarray(units, dtype=np.int64))
-    return PixelView(
-        grounding.units, grounding.w_eff[0], grounding.embeddings(pixels)[0], grounding.b_eff[0].astype(np.float64)
-    )
+    unit_layer = model.layout[final.unit_layer]
+    pre = torch.from_numpy(grounding.pre[0]).double()
+    slopes = derivative(unit_layer.activation, pre).double().numpy()
+    exact = grounding.exact and (unit_layer.activation is None or unit_layer.activation.piecewise_linear)
+    return PixelView(grounding.units, grounding.w_eff[0], grounding.embeddings(pixels)[0],
+                     grounding.b_eff[0].astype(np.float64), pre.numpy(), slopes, exact)
 
 
 @dataclass(frozen=True)
 class CombinedEmbedding:
     """The embeddings of a set ``S`` of units, weighted by their output weights to class ``cls``.
 
-    With ``a[u] = W[cls, u]`` when unit u is active (``h[u] > 0``) and 0 when it
-    is not (an inactive unit has no effect, whatever its embedding)::
+    With ``a[u] = W[cls, u] * slope[u]`` (for ReLU: ``W[cls, u]`` when unit u
+    is active, ``h[u] > 0``, and 0 when it is not: an inactive unit has no
+    effect, whatever its embedding)::
 
         map  = sum_{u in S} a[u] * (x ⊙ w_eff_u(x))      float64 [28, 28]
         bias = sum_{u in S} a[u] * b_eff_u(x)            float64
 
-    Because an active unit's activation is its pre-activation,
+    For piecewise-linear networks a unit's activation is ``slope * pre``, so
     ``map.sum() + bias`` equals ``total_effect = sum_{u in S} effect[cls, u]``
-    exactly. With ``S`` = every unit, ``map.sum() + bias + b[cls]`` is the
-    logit: ``map`` is then the logit spread over the pixels that caused it.
+    exactly (``exact``). With ``S`` = every unit, ``map.sum() + bias + b[cls]``
+    is the logit: ``map`` is then the logit spread over the pixels that
+    caused it. With smooth activations it is gradient x input, and
+    ``residual`` is what it misses.
     """
 
     cls: int
@@ -215,14 +231,19 @@ class CombinedEmbedding:
     map: np.ndarray
     bias: float
     total_effect: float
+    exact: bool = True
+
+    @property
+    def residual(self) -> float:
+        """``total_effect - (map.sum() + bias)``: zero up to rounding when ``exact``."""
+        return float(self.total_effect - (self.map.sum() + self.bias))
 
 
 def combined_embedding(effects: LogitEffects, view: PixelView, cls: int) -> CombinedEmbedding:
     """Combine the units of ``view`` into one map for class ``cls`` (see ``CombinedEmbedding``)."""
     cls = _check_class(cls, effects.n_classes)
     units = view.units
-    active = effects.activations[units] > 0
-    coefficients = np.where(active, effects.weight[cls, units], 0.0)  # [K]
+    coefficients = effects.weight[cls, units] * view.slopes  # [K]
     combined = np.tensordot(coefficients, view.maps.astype(np.float64), axes=1)
     return CombinedEmbedding(
         cls=cls,
@@ -230,6 +251,7 @@ def combined_embedding(effects: LogitEffects, view: PixelView, cls: int) -> Comb
         map=combined,
         bias=float(coefficients @ view.bias),
         total_effect=float(effects.unit_effects[cls, units].sum()),
+        exact=view.exact,
     )
 
 
@@ -284,9 +306,7 @@ def explain_class(
         everything = pixel_view(model, image, np.arange(effects.layer.n_units))
     except MechMNISTicError as exc:
         return ClassExplanation(cls, share, units, None, None, None, str(exc))
-    position = {int(u): i for i, u in enumerate(everything.units)}
-    rows = np.array([position[int(u)] for u in chosen], dtype=np.int64)
-    view = PixelView(chosen, everything.weights[rows], everything.maps[rows], everything.bias[rows])
+    view = everything.rows(chosen)
     return ClassExplanation(
         cls,
         share,

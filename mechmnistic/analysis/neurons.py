@@ -2,8 +2,9 @@
 
 A *unit* is addressed as ``(layer, unit)``: ``layer`` is the model's own name
 for a hidden Linear layer (``layers.0``, ``fc1``) and ``unit`` its output
-index. Its pre-activation is the Linear output, its activation the ReLU of it;
-it *fires* on an image when the activation is positive.
+index. Its pre-activation is the Linear output, its activation the layer's
+activation function of it; it *fires* on an image when the activation is
+positive.
 
 Everything over the dataset reads ``analysis.activations.layer_activations``,
 which is computed once per model and split and cached on disk.
@@ -21,19 +22,15 @@ from ..models.architectures import MNISTNet
 from .activations import layer_activations
 from .connections import incoming_weights, outgoing_weights
 from .embeddings import first_layer_effective_weights
-from .units import UnitError, check_hidden_layer, check_units
-
-
-def hidden_fc_layers(model: MNISTNet) -> list[str]:
-    """The model's hidden Linear layers in forward order (the logit layer is not hidden)."""
-    return [name for name in model.layer_names[:-1] if isinstance(model.layer(name), torch.nn.Linear)]
+from .units import UnitError, check_units
 
 
 def check_unit(model: MNISTNet, layer: str, unit: int | None = None) -> torch.nn.Linear:
     """The Linear module of ``layer``, after checking that ``(layer, unit)`` is a hidden FC unit."""
-    hidden = hidden_fc_layers(model)
+    hidden = [unit_layer.name for unit_layer in model.layout.hidden if not unit_layer.is_conv]
     if layer not in hidden:
-        raise UnitError(f"{layer!r} is not a hidden fully connected layer of this model; choose one of {hidden}")
+        raise UnitError(f"{str(layer)[:60]!r} is not a hidden fully connected layer of this model; choose one of "
+                        f"{hidden}")
     if unit is not None:
         check_units(model, layer, [unit])
     return model.layer(layer)
@@ -72,7 +69,7 @@ class OutputWeights:
 def input_weights(model: MNISTNet, layer: str, unit: int) -> InputWeights:
     """The weights into ``(layer, unit)``: pixel space for the first layer, else from the previous layer."""
     check_unit(model, layer, unit)
-    if layer == model.layer_names[0]:
+    if model.layout[layer].index == 0:
         w, b = first_layer_effective_weights(model, np.array([unit]))
         return InputWeights(w[0], float(b[0]), "pixels")
     incoming = incoming_weights(model, layer, int(unit))
@@ -83,7 +80,7 @@ def output_weights(model: MNISTNet, layer: str, unit: int) -> OutputWeights:
     """The weights out of ``(layer, unit)`` into every unit of the next layer (the classes, after the last)."""
     check_unit(model, layer, unit)
     outgoing = outgoing_weights(model, layer, int(unit))
-    return OutputWeights(outgoing.weights, outgoing.target_layer, outgoing.target_layer == model.layer_names[-1])
+    return OutputWeights(outgoing.weights, outgoing.target_layer, model.layout[outgoing.target_layer].is_final)
 
 
 def similar_neurons(model: MNISTNet, layer: str, unit: int, count: int = 5) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +92,7 @@ def similar_neurons(model: MNISTNet, layer: str, unit: int, count: int = 5) -> t
     normalisation's std), which leaves every cosine unchanged. Any hidden
     layer: a conv channel's weights are all its kernels, flattened.
     """
-    check_hidden_layer(model, layer)
+    model.layout.check_hidden(layer)
     check_units(model, layer, [unit])
     module = model.layer(layer)
     weights = module.weight.detach().reshape(module.weight.shape[0], -1).numpy().astype(np.float64)

@@ -24,13 +24,10 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import MechMNISTicError
 from ..hooks import hooks, run_with_cache, to_pixels
 from ..models.architectures import MNISTNet
-from .activations import activation_hook, is_conv
-from .units import check_layer
 
 #: ``patch(start, stop, activation)`` -> the activation to use for inputs ``start:stop``.
 Patch = Callable[[int, int, torch.Tensor], torch.Tensor]
@@ -38,7 +35,7 @@ Patch = Callable[[int, int, torch.Tensor], torch.Tensor]
 
 def unit_activations(model: MNISTNet, layer: str, images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """The layer's full activation tensor on ``images``: ``[N, U]`` or ``[N, C, H, W]`` for conv layers."""
-    hook = activation_hook(model, check_layer(model, layer))
+    hook = model.layout[layer].activation_hook
     return run_with_cache(model, images, names=[hook])[1][hook]
 
 
@@ -50,7 +47,7 @@ def run_patched(
     ``patch`` runs inside the hook, so it must not run the model (that would
     re-enter the hook); use ``run_replacing_units`` for donors computed by the model.
     """
-    hook = activation_hook(model, check_layer(model, layer))
+    hook = model.layout[layer].activation_hook
     pixels = to_pixels(images)
     window = [0, 0]
 
@@ -111,26 +108,17 @@ def logits_from_activations(
 ) -> torch.Tensor:
     """Logits ``[N, n_classes]`` computed from a fully connected layer's activations ``[N, U]``.
 
-    Runs only the layers after ``layer`` (each ``Linear``, then ``ReLU`` except
-    the last), through their hook points, so hooks attached there still apply.
+    Runs only the layers after ``layer`` (``MNISTNet.run_from``), through their
+    hook points, so hooks attached there still apply.
     """
-    check_layer(model, layer)
-    if is_conv(model, layer):
+    unit_layer = model.layout[layer]
+    if unit_layer.is_conv:
         raise MechMNISTicError(f"{layer} is a conv layer: use run_patched, which runs the whole model")
-    names = model.layer_names
-    later = names[names.index(layer) + 1 :]
-    if any(isinstance(model.layer(name), torch.nn.Conv2d) for name in later):
-        raise MechMNISTicError(f"layers after {layer} are not all fully connected")
     values = torch.as_tensor(np.asarray(activations) if not isinstance(activations, torch.Tensor) else activations)
+    if unit_layer.is_final:  # the output layer itself: its activations are the logits
+        return values.to(torch.float32)
     outputs = []
     with torch.inference_mode():
         for start in range(0, len(values), batch_size):
-            h = values[start : start + batch_size].to(torch.float32)
-            for position, name in enumerate(later):
-                h = model.hook(f"{name}.pre")(model.get_submodule(name)(h))
-                if position < len(later) - 1:
-                    h = model.hook(f"{name}.post")(F.relu(h))
-            outputs.append(h)
-    if not later:  # the output layer itself: its activations are the logits
-        return values.to(torch.float32)
+            outputs.append(model.run_from(unit_layer.activation_hook, values[start : start + batch_size].float()))
     return torch.cat(outputs) if outputs else torch.empty(0, model.n_classes)

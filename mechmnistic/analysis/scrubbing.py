@@ -37,10 +37,10 @@ import torch
 from ..data import Split, load_mnist
 from ..errors import MechMNISTicError
 from ..models.architectures import MNISTNet
-from .activations import is_conv, layer_activations
+from .activations import layer_activations
 from .hypothesis import Hypothesis, Rule, derive_unit_groups, model_predictions
 from .patching import logits_from_activations, run_replacing_units, unit_activations
-from .units import check_disjoint, compress_indices, n_units
+from .units import check_disjoint, compress_indices
 
 DEFAULT_TOLERANCES = (1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
 DEAD = "dead"
@@ -231,7 +231,7 @@ def scrub_images(
     """
     sweep = check_tolerances(tolerances)
     seed = check_seed(seed)
-    groups = check_groups(groups, rule, n_units(model, layer))
+    groups = check_groups(groups, rule, model.layout[layer].n_units)
     sampler = ScoreSampler(scores, rule.regions(scores))
     predictions = np.asarray(predictions)
     preserved, alone = [], []
@@ -267,6 +267,6 @@ def scrub(
         train_scores = scores if split == "train" else hypothesis.scores(load_mnist("train").images)
         groups = derive_unit_groups(layer_activations(model, layer, "train").values,
                                     hypothesis.rule.regions(train_scores), hypothesis.rule, detector_regions)
-    values = None if is_conv(model, layer) else layer_activations(model, layer, split).values
+    values = None if model.layout[layer].is_conv else layer_activations(model, layer, split).values
     return scrub_images(model, layer, scores, hypothesis.rule, groups, model_predictions(model, split),
                         tolerances, seed, images=images, values=values, split=split, progress=progress)

@@ -36,7 +36,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from ..data import load_mnist
@@ -47,7 +46,6 @@ from ..preprocess import preprocess_drawing
 from .activations import layer_activations
 from .embeddings import first_layer_effective_weights
 from .grounding import effective_weights
-from .units import n_units
 
 _DATASET_REF = re.compile(r"^(train|test):(\d{1,9})$")
 _UNIT_REF = re.compile(r"^unit:(.+):(\d{1,9})$")
@@ -114,12 +112,12 @@ def _unit_template(ref: str, model: MNISTNet | None) -> tuple[np.ndarray, str]:
     if model is None:
         raise TemplateError("a unit template needs the model")
     layer, unit = match.group(1), int(match.group(2))
-    if layer not in model.layer_names:
+    if layer not in model.layout:
         raise TemplateError(f"unit template: no layer {layer!r}; layers are {', '.join(model.layer_names)}")
-    count = n_units(model, layer)
+    count = model.layout[layer].n_units
     if unit >= count:
         raise TemplateError(f"unit template: unit {unit} is out of range for {layer} (0..{count - 1})")
-    if layer == model.layer_names[0] and isinstance(model.layer(layer), torch.nn.Linear):
+    if model.layout[layer].index == 0 and not model.layout[layer].is_conv:
         weights, _ = first_layer_effective_weights(model, np.array([unit]))
         return weights_to_template(weights[0]), "its input weights"
     # Deeper and conv units: their weights depend on the input; take them on the unit's

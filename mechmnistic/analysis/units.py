@@ -32,12 +32,10 @@ import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import torch
 
-from ..errors import MechMNISTicError
 from ..models.architectures import MNISTNet
-from ..models.config import CNNConfig
-from .activations import is_conv, layer_activations
+from ..models.layout import UnitError
+from .activations import layer_activations
 
 UnitSpec = int | str | Sequence[int] | range | slice | np.ndarray
 Groups = Mapping[str, np.ndarray]
@@ -50,62 +48,9 @@ _GROUP_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_.\-]{0,39}$")
 MAX_SPEC_CHARS = 4000
 
 
-class UnitError(MechMNISTicError, ValueError):
-    """A layer name, unit index or position that the model does not have."""
-
-
-def check_layer(model: MNISTNet, layer: str) -> str:
-    if layer not in model.layer_names:
-        raise UnitError(f"no layer {layer!r} in this model; its layers are {', '.join(model.layer_names)}")
-    return layer
-
-
-def hidden_layers(model: MNISTNet) -> list[str]:
-    """Every layer with hidden units, conv and fully connected, in forward order (not the logits)."""
-    return list(model.layer_names[:-1])
-
-
-def check_hidden_layer(model: MNISTNet, layer: str) -> int:
-    """The number of units of ``layer`` after checking that it is a hidden layer."""
-    hidden = hidden_layers(model)
-    if layer not in hidden:
-        raise UnitError(f"{layer!r} is not a hidden layer of this model; choose one of {hidden}")
-    return n_units(model, layer)
-
-
-def output_hook(model: MNISTNet, layer: str) -> str:
-    """The hook holding what the next layer reads: after ReLU and, for conv layers, pooling
-    (the logits for the last layer)."""
-    check_layer(model, layer)
-    for stage in ("pool", "post", "pre"):
-        if f"{layer}.{stage}" in model.hook_names:
-            return f"{layer}.{stage}"
-    raise UnitError(f"no hook for {layer!r}")  # every layer has .pre; kept for type checkers
-
-
-def n_units(model: MNISTNet, layer: str) -> int:
-    """Neurons of a fully connected layer, channels of a conv layer."""
-    module = model.layer(check_layer(model, layer))
-    return module.out_channels if isinstance(module, torch.nn.Conv2d) else module.out_features
-
-
-def conv_map_size(model: MNISTNet, layer: str) -> int:
-    """Side of a conv layer's (square) output map before pooling, e.g. 26 for ``conv1``."""
-    config = model.config
-    if not isinstance(config, CNNConfig) or layer not in config.conv_names:
-        raise UnitError(f"{layer!r} is not a conv layer")
-    i = config.conv_names.index(layer)
-    return config.feature_map_sizes()[i] - config.kernel_sizes[i] + 1
-
-
-def pooled_map_size(model: MNISTNet, layer: str) -> int:
-    """Side of a conv layer's map after max-pooling, e.g. 13 for ``conv1``."""
-    return conv_map_size(model, layer) // model.config.pool_size
-
-
 def check_units(model: MNISTNet, layer: str, units: np.ndarray | list[int] | int | None) -> np.ndarray:
     """``units`` as int64 ``[U]`` (``None``: every unit of the layer), checked against the layer's size."""
-    count = n_units(model, layer)
+    count = model.layout[layer].n_units
     if units is None:
         return np.arange(count, dtype=np.int64)
     array = np.atleast_1d(np.asarray(units))
@@ -122,14 +67,15 @@ def check_positions(model: MNISTNet, layer: str, positions: np.ndarray | None, c
     """``positions`` (``(row, col)`` per unit) as int64 ``[count, 2]``, checked against the conv map."""
     if positions is None:
         return None
-    if not is_conv(model, check_layer(model, layer)):
+    unit_layer = model.layout[layer]
+    if not unit_layer.is_conv:
         raise UnitError(f"{layer} is fully connected: its units have no positions")
     array = np.asarray(positions)
     if array.shape == (2,):
         array = np.broadcast_to(array, (count, 2))
     if array.shape != (count, 2) or not np.issubdtype(array.dtype, np.integer):
         raise UnitError(f"positions must be integer (row, col) pairs, one per unit ({count}), got shape {array.shape}")
-    size = conv_map_size(model, layer)
+    size = unit_layer.map_side
     if np.any((array < 0) | (array >= size)):
         raise UnitError(f"{layer}'s map is {size}x{size}: rows and columns run 0..{size - 1}")
     return array.astype(np.int64)
@@ -196,7 +142,7 @@ def resolve_units(model: MNISTNet, layer: str, spec: UnitSpec, groups: Groups | 
     The standard groups are computed (from cached training-set activations)
     only when the spec names a group that ``groups`` does not hold.
     """
-    count = n_units(model, layer)
+    count = model.layout[layer].n_units
     groups = dict(groups or {})
     if isinstance(spec, str):
         names = {item.strip() for item in spec.split(",")} - {"all"}

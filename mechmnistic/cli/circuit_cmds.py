@@ -74,7 +74,6 @@ def _setup(args: argparse.Namespace):
     """Model, checked layer, template and (unless fitted) rule, all before any computation."""
     from ..analysis.hypothesis import BandRule, HypothesisError, ThresholdRule
     from ..analysis.templates import resolve_template
-    from ..analysis.units import check_layer
     from ..models import load_model
 
     if args.band is not None:
@@ -84,7 +83,7 @@ def _setup(args: argparse.Namespace):
     else:
         rule = None
     model = load_model(args.model)
-    check_layer(model, args.layer)
+    model.layout.check(args.layer)
     for label in args.labels:
         if label is not None and not 0 <= label < model.n_classes:
             raise HypothesisError(f"--labels: class {label} does not exist; {args.model} has classes "
@@ -150,7 +149,7 @@ def _hypothesis_text(result: dict[str, Any], hypothesis) -> str:
 def scrub_cmd(args: argparse.Namespace) -> int:
     from ..analysis.hypothesis import Hypothesis, image_scores
     from ..analysis.scrubbing import check_groups, check_seed, check_tolerances, scrub
-    from ..analysis.units import n_units, parse_groups
+    from ..analysis.units import parse_groups
     from ..data import load_mnist
 
     model, template, rule = _setup(args)
@@ -158,7 +157,7 @@ def scrub_cmd(args: argparse.Namespace) -> int:
     check_tolerances(args.tolerance)
     check_seed(args.seed)
     if args.groups is not None:
-        count = n_units(model, args.layer)
+        count = model.layout[args.layer].n_units
         groups = check_groups(parse_groups(args.groups, count), rule, count)
     else:
         groups = _derived_groups(model, args.layer, hypothesis,

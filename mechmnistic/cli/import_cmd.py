@@ -54,6 +54,7 @@ def import_cmd(args: argparse.Namespace) -> int:
         "architecture": card.config.describe(),
         "config": config_to_dict(card.config),
         "layers": list(card.config.layer_names),
+        "n_classes": card.config.n_classes,
         **{k: card.training["import"][k] for k in ("naming", "recognised", "normalization")},
         "label_function": card.label_function,
         "metrics": card.metrics,

@@ -79,7 +79,7 @@ def evaluate_cmd(args: argparse.Namespace) -> int:
 
 
 def train_cmd(args: argparse.Namespace) -> int:
-    from ..models import CNNConfig, MLPConfig, ModelCard, load_card, save_model
+    from ..models import ModelCard, cnn_config, load_card, mlp_config, save_model
     from ..models.zoo import validate_name
     from ..recipes import RECIPES, recipe_label_function
     from ..training import TrainConfig, train_model
@@ -104,9 +104,9 @@ def train_cmd(args: argparse.Namespace) -> int:
         labels = recipe_label_function(args.labels)
         n_classes = 2 if args.labels == "challenge" else 10
         if args.mlp:
-            model_config = MLPConfig(hidden_sizes=tuple(args.mlp), n_classes=n_classes)
+            model_config = mlp_config(hidden_sizes=tuple(args.mlp), n_classes=n_classes)
         else:
-            model_config = CNNConfig(conv_channels=tuple(args.cnn), kernel_sizes=(3,) * len(args.cnn),
+            model_config = cnn_config(conv_channels=tuple(args.cnn), kernel_sizes=(3,) * len(args.cnn),
                                      fc_sizes=tuple(args.fc), n_classes=n_classes)
         train_config = TrainConfig(label_function=labels)
         if not args.name:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from .config import ConfigError, ModelConfig, config_from_dict, config_to_dict
+from .config import ConfigError, NetConfig, config_from_dict, config_to_dict
 
 CARD_VERSION = 1
 
@@ -21,7 +21,7 @@ CARD_VERSION = 1
 @dataclass
 class ModelCard:
     name: str
-    config: ModelConfig
+    config: NetConfig
     weights_sha256: str
     description: str = ""
     label_function: dict[str, Any] = field(default_factory=lambda: {"name": "digits"})

@@ -51,9 +51,9 @@ from typing import Literal
 import torch
 
 from ..errors import MechMNISTicError
-from .architectures import CNN, MLP, MNISTNet
+from .architectures import MNISTNet
 from .card import ModelCard
-from .config import IMAGE_SIZE, CNNConfig, ConfigError, MLPConfig, ModelConfig, Normalization
+from .config import IMAGE_SIZE, ConfigError, NetConfig, Normalization, cnn_config, mlp_config
 from .weights_io import StateDict, WeightsFileError, check_finite, read_state_dict
 from .zoo import (
     CARD_FILE,
@@ -170,15 +170,15 @@ class ImportPlan:
     def n_outputs(self) -> int:
         return self.layers[-1].out_size
 
-    def config(self, normalization: Normalization, n_classes: int | None = None) -> ModelConfig:
+    def config(self, normalization: Normalization, n_classes: int | None = None) -> NetConfig:
         """The model config for these layers with the given answers."""
         n_classes = n_classes or self.n_outputs
         hidden = tuple(layer.out_size for layer in self.linears[:-1])
         fc_names = tuple(layer.name for layer in self.linears)
         if self.arch == "mlp":
-            return MLPConfig(hidden_sizes=hidden, n_classes=n_classes, normalization=normalization,
+            return mlp_config(hidden_sizes=hidden, n_classes=n_classes, normalization=normalization,
                              layer_names=fc_names)
-        return CNNConfig(
+        return cnn_config(
             conv_channels=tuple(layer.out_size for layer in self.convs),
             kernel_sizes=tuple(layer.kernel_size for layer in self.convs),
             fc_sizes=hidden, n_classes=n_classes, pool_size=self.pool_size, normalization=normalization,
@@ -380,7 +380,7 @@ def _with_questions(plan: ImportPlan, state: Mapping[str, torch.Tensor]) -> Impo
 
 def _check_layer_names(plan: ImportPlan) -> None:
     """Layer names become module attributes of our model class: they may not clash with its own."""
-    taken = set(dir(MLP)) | set(dir(CNN))
+    taken = set(dir(MNISTNet))
     clashes = sorted({layer.name.split(".")[0] for layer in plan.layers} & taken)
     try:
         plan.config(NORMALIZATIONS["none"])

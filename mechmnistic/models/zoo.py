@@ -20,7 +20,7 @@ from ..errors import MechMNISTicError
 from ..paths import zoo_root
 from .architectures import MNISTNet, build_model
 from .card import ModelCard
-from .config import ConfigError, ModelConfig
+from .config import ConfigError, NetConfig
 from .weights_io import WeightsFileError, check_state_dict, read_state_dict
 
 WEIGHTS_FILE = "model.safetensors"
@@ -127,7 +127,7 @@ def load_model(name_or_path: str | os.PathLike, zoo: str | os.PathLike | None = 
     return model
 
 
-def model_from_state_dict(config: ModelConfig, state: dict[str, torch.Tensor], source: str = "weights") -> MNISTNet:
+def model_from_state_dict(config: NetConfig, state: dict[str, torch.Tensor], source: str = "weights") -> MNISTNet:
     """Build ``config``'s model and load ``state`` into it after checking it fully."""
     model = build_model(config)
     expected = {k: v.shape for k, v in model.state_dict().items()}

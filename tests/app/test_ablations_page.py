@@ -14,7 +14,7 @@ from mechmnistic.analysis.activations import layer_activations
 from mechmnistic.analysis.hypothesis import BandRule, derive_unit_groups, image_scores
 from mechmnistic.analysis.templates import resolve_template
 from mechmnistic.cache import model_fingerprint
-from mechmnistic.models import MLPConfig, ModelCard, build_model
+from mechmnistic.models import ModelCard, build_model, mlp_config
 
 from .conftest import assert_no_exception, open_app_page, wait_for_app
 from .test_hypothesis_page import HIDDEN, array, figures, page_text
@@ -145,7 +145,7 @@ def test_ablations_page_in_a_real_browser(page, app_url):
 def test_a_private_two_class_model_with_unknown_labels(page):
     """An imported model nobody told us the labels of: every section runs, without accuracies."""
     torch.manual_seed(0)
-    model = build_model(MLPConfig(hidden_sizes=(16,), n_classes=2))
+    model = build_model(mlp_config(hidden_sizes=(16,), n_classes=2))
     model.card = ModelCard("tiny@" + model_fingerprint(model)[:8], model.config, model_fingerprint(model),
                            label_function={"name": "unknown"}, source="imported")
     at = AppTest.from_file(APP, default_timeout=300)

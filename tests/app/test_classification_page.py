@@ -14,13 +14,12 @@ from PIL import Image
 from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
-from mechmnistic.analysis.activations import is_conv
 from mechmnistic.analysis.conv import pooled_cell_positions
 from mechmnistic.analysis.layer_attribution import layer_attribution
 from mechmnistic.analysis.logit_effects import explain_class, logit_effects
 from mechmnistic.analysis.predictions import indices_of_digit, misclassified, split_predictions
 from mechmnistic.canvas_sim import render_on_canvas
-from mechmnistic.models import CNNConfig, ModelCard, build_model
+from mechmnistic.models import ModelCard, build_model, cnn_config
 from mechmnistic.preprocess import preprocess_drawing
 from mechmnistic.viz import classification as classification_viz
 from ui import attribution_panels
@@ -164,7 +163,7 @@ def test_every_bundled_model_renders(name, bundled, mnist_test):
     tabs = [*CLASSIFY_PANELS, EARLIER]  # every model has the earlier-layers tab, so a link's tab always exists
     assert [tab.label for tab in at.tabs] == tabs
     attribution = {f"classify_attr_{layer}" for layer in earlier} | \
-        {f"classify_attr_cells_{layer}" for layer in earlier if is_conv(model, layer)}  # heatmap (+ cells)
+        {f"classify_attr_cells_{layer}" for layer in earlier if model.layout[layer].is_conv}  # heatmap (+ cells)
     # Each tab shows its own charts and no other tab's: input, logits, probabilities, then effects and weights;
     # units and combined; activations; or the earlier layers' attribution.
     for tab in tabs:
@@ -182,7 +181,7 @@ def test_every_bundled_model_renders(name, bundled, mnist_test):
 def test_a_final_layer_reading_feature_maps_says_what_does_not_apply(mnist_test):
     """A CNN with no hidden FC layer: its final layer reads flattened pooled maps, which are not neurons."""
     torch.manual_seed(0)
-    model = build_model(CNNConfig(conv_channels=(2,), kernel_sizes=(3,), fc_sizes=()))
+    model = build_model(cnn_config(conv_channels=(2,), kernel_sizes=(3,), fc_sizes=()))
     model.card = ModelCard(name="maps-only@00000000", config=model.config, weights_sha256="")
     at = AppTest.from_file(APP, default_timeout=90)
     at.session_state["private_models"] = {"maps-only@00000000": model}

@@ -15,7 +15,6 @@ from safetensors.torch import save as safetensors_save
 from streamlit.testing.v1 import AppTest
 
 import mechmnistic
-from mechmnistic.analysis.activations import is_conv
 from ui.links import (
     ACTIVATIONS,
     CLASSIFY_PANEL_PARAM,
@@ -63,7 +62,7 @@ def _tabs(at: AppTest, key: str, tabs: list[str]) -> dict[str, set[str]]:
 
 def _neuron(at: AppTest, model) -> None:
     first = model.layer_names[0]
-    conv = is_conv(model, first)
+    conv = model.layout[first].is_conv
     assert at.header[0].value == f"{first} · {'channel' if conv else 'neuron'} 0"
     shown = _tabs(at, NEURON_VIEW_PARAM, list(NEURON_VIEWS))
     for tab, charts in shown.items():
@@ -179,7 +178,7 @@ def test_the_imported_models_deeper_layers_in_the_neuron_explorer(imported_sessi
         at.run()
         assert not at.exception and not at.warning
         assert at.session_state[NEURON_VIEW_PARAM] == ON_INPUT
-        kind = "channel" if is_conv(model, layer) else "neuron"
+        kind = "channel" if model.layout[layer].is_conv else "neuron"
         assert at.header[0].value == f"{layer} · {kind} {unit}"
         assert f"Which features.{'0' if layer == 'features.3' else '3'} units built this" in " ".join(
             m.value for m in at.markdown)

@@ -77,7 +77,7 @@ def test_page_explains_itself_before_an_upload(app_zoo):
 def test_upload_shows_the_architecture_asks_and_loads_privately(app_zoo, digit_mlp_bytes):
     at = _upload(_session(), "my_mlp.safetensors", digit_mlp_bytes)
     assert not at.exception and not at.error
-    assert "MLP 784 -> 64 -> 10 (ReLU)" in _text(at) and "numbered attributes (fcN)" in _text(at)
+    assert "fc1 Linear 784->64, relu, fc2 Linear 64->10" in _text(at) and "numbered attributes (fcN)" in _text(at)
     assert list(at.dataframe[0].value["layer"]) == ["fc1", "fc2"]
     # The normalisation that scores better on real digits is preselected ("none": mlp-1x64 reads raw pixels).
     assert at.radio(key="import_normalization").value == "none"
@@ -186,7 +186,7 @@ def test_upload_in_a_browser_stays_private_until_saved(page, browser, app_with_t
     main.get_by_text("What was recognised").wait_for(timeout=60_000)
     wait_for_app(page)
     shown = main.inner_text()
-    assert "MLP 784 → 64 → 10 (ReLU)" in shown  # markdown draws -> as →
+    assert "fc1 Linear 784→64, relu, fc2 Linear 64→10" in shown  # markdown draws -> as →
     assert "Naming scheme: numbered attributes (fcN)" in shown
     page.get_by_role("button", name="Load privately into this session").click()
     page.get_by_text("privately into this session: every page now analyses it").wait_for(timeout=60_000)

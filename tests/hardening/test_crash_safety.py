@@ -26,7 +26,7 @@ from safetensors.torch import load_file as safetensors_load_file
 from safetensors.torch import save_file as safetensors_save_file
 
 from mechmnistic.data import RAW_FILES, MNISTDataError, _read_raw, ensure_mnist, raw_folder
-from mechmnistic.models import MLPConfig, build_model, list_models, load_model
+from mechmnistic.models import build_model, list_models, load_model, mlp_config
 
 REPETITIONS = 20
 pytestmark = pytest.mark.slow
@@ -110,9 +110,9 @@ _CACHE_WRITER = """
 import sys, numpy as np, torch
 from pathlib import Path
 from mechmnistic.cache import cached
-from mechmnistic.models import MLPConfig, build_model
+from mechmnistic.models import mlp_config, build_model
 torch.manual_seed(0)
-model = build_model(MLPConfig(hidden_sizes=(4,)))
+model = build_model(mlp_config(hidden_sizes=(4,)))
 rng = np.random.default_rng(0)
 big = rng.standard_normal((4000, 4000)).astype(np.float32)
 cached(model, "crash", {}, lambda: {"big": big}, root=Path(sys.argv[1]))
@@ -156,7 +156,7 @@ def test_killed_import_never_leaves_a_trusted_half_model(tmp_path):
     evaluating, writing the weights, writing the card), then imported once more."""
     weights = tmp_path / "big.safetensors"
     torch.manual_seed(0)
-    safetensors_save_file(build_model(MLPConfig(hidden_sizes=(2048, 2048))).state_dict(), weights)
+    safetensors_save_file(build_model(mlp_config(hidden_sizes=(2048, 2048))).state_dict(), weights)
     zoo = tmp_path / "zoo"
     cmd = [sys.executable, "-m", "mechmnistic", "import", str(weights), "--name", "imported", "--normalization",
            "none", "--zoo", str(zoo), "--overwrite"]
@@ -172,7 +172,7 @@ def test_killed_import_never_leaves_a_trusted_half_model(tmp_path):
     _killed_runs(cmd, env, full, check, seed=4)
     subprocess.run(cmd, env=env, check=True, capture_output=True)
     assert list_models(zoo) == ["imported"]
-    expected = build_model(MLPConfig(hidden_sizes=(2048, 2048)))
+    expected = build_model(mlp_config(hidden_sizes=(2048, 2048)))
     expected.load_state_dict(safetensors_load_file(weights))
     assert all(torch.equal(a, b) for a, b in zip(load_model("imported", zoo).state_dict().values(),
                                                  expected.state_dict().values(), strict=True))

@@ -20,7 +20,7 @@ from mechmnistic import run_with_cache, to_pixels
 from mechmnistic.analysis.embeddings import hadamard_embeddings
 from mechmnistic.analysis.grounding import effective_weights
 from mechmnistic.analysis.logit_effects import logit_effects
-from mechmnistic.models import CNNConfig, MLPConfig, Normalization, build_model
+from mechmnistic.models import Normalization, build_model, cnn_config, mlp_config
 from mechmnistic.preprocess import (
     CANVAS_SIZE,
     FIELD_SIZE,
@@ -113,11 +113,11 @@ def networks(draw) -> torch.nn.Module:
     normalization = Normalization(mean=draw(st.floats(-1, 1)), std=draw(st.floats(0.1, 2)))
     n_classes = draw(st.integers(2, 10))
     if draw(st.booleans()):
-        config = MLPConfig(hidden_sizes=tuple(draw(st.lists(st.integers(1, 12), min_size=1, max_size=3))),
+        config = mlp_config(hidden_sizes=tuple(draw(st.lists(st.integers(1, 12), min_size=1, max_size=3))),
                            n_classes=n_classes, normalization=normalization)
     else:
         depth = draw(st.integers(1, 2))
-        config = CNNConfig(conv_channels=tuple(draw(st.lists(st.integers(1, 4), min_size=depth, max_size=depth))),
+        config = cnn_config(conv_channels=tuple(draw(st.lists(st.integers(1, 4), min_size=depth, max_size=depth))),
                            kernel_sizes=tuple(draw(st.lists(st.sampled_from([3, 5]), min_size=depth,
                                                             max_size=depth))),
                            fc_sizes=tuple(draw(st.lists(st.integers(1, 8), max_size=1))),
