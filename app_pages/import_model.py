@@ -1,6 +1,8 @@
-"""Import a model: upload a state dict, see what was recognised, answer what the weights cannot tell,
-analyse it privately in this session, and save it into the model zoo only on purpose."""
+"""Import a model: upload a state dict or an ONNX file, see what was recognised, answer what the file cannot
+tell (with every candidate architecture's accuracy to go by), analyse it privately in this session, and save it
+into the model zoo only on purpose."""
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -8,12 +10,18 @@ import streamlit as st
 
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.models.importer import (
+    ARCHITECTURE_KEYS,
+    ONNX_SUFFIXES,
+    Answers,
+    MissingAnswerError,
+    UnsupportedModelError,
     build_imported,
     ensure_name_free,
     read_for_import,
+    resolve,
     save_imported,
-    suggest_normalization,
 )
+from mechmnistic.models.recognise import GUESSED_ACTIVATIONS
 from mechmnistic.models.weights_io import MAX_WEIGHTS_BYTES, PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES
 from ui import loaders
 
@@ -25,58 +33,61 @@ NORMALIZATION_CHOICES = {
 }
 FLASH_KEY = "import_flash"
 #: Every file type the importer reads (the CLI takes the same), so the page refuses none of them.
-WEIGHTS_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES
+IMPORT_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES + ONNX_SUFFIXES
+#: Candidate architectures listed when the file cannot tell which it is.
+CANDIDATES_SHOWN = 8
 
 
 def show_recognised(plan) -> None:
     st.subheader("What was recognised")
     if plan.recognised:
         st.success(f"Recognised as {plan.recognised}: there is nothing to ask.")
-    st.markdown(f"**{plan.summary()}**  \nNaming scheme: {plan.naming}. Layers keep the names your code gives them.")
-    rows = [
-        {"layer": layer.name,
-         "type": f"Conv2d {layer.kernel_size}x{layer.kernel_size}" if layer.kind == "conv" else "Linear",
-         "in": layer.in_size, "out": layer.out_size, "unit": "channels" if layer.kind == "conv" else "features"}
-        for layer in plan.layers
-    ]
+    what = "an ONNX graph (the computation itself)" if plan.file_format == "onnx" else "a state dict (names and shapes)"
+    st.markdown(f"From {what}. Layers: **{', '.join(plan.layer_names)}**  \nNaming scheme: {plan.naming}. Layers keep "
+                "the names your code gives them.")
+    rows = [{"layer": layer.name, "what": layer.describe()} for layer in plan.layers]
     st.dataframe(pd.DataFrame(rows), hide_index=True)
     st.markdown("\n".join(f"- {note[0].upper()}{note[1:]}." for note in plan.notes))
 
 
-def normalisation_scores(plan, state) -> dict[str, float]:
-    """Accuracy under each normalisation, computed once per uploaded file in this session."""
-    memo = st.session_state.get("import_scores")
-    if not memo or memo[0] != plan.file_sha256:
-        with st.spinner("Trying each normalisation on 1,000 test digits…"):
-            memo = (plan.file_sha256, suggest_normalization(plan, state))
-        st.session_state["import_scores"] = memo
-    return memo[1]
+def _resolved(plan, state, answers: Answers):
+    """``resolve`` once per file and answers in this session: the resolution, or the exception it raised."""
+    memo = st.session_state.setdefault("import_resolutions", {})
+    if memo.get("file") != plan.file_sha256:
+        memo.clear()
+        memo["file"] = plan.file_sha256
+    if answers not in memo:
+        with st.spinner("Trying every architecture the file allows on MNIST test digits…"):
+            try:
+                memo[answers] = resolve(state, plan, answers)
+            except (MissingAnswerError, UnsupportedModelError) as exc:
+                memo[answers] = exc
+    return memo[answers]
 
 
-def ask(plan, state) -> dict | None:
-    """Widgets for the plan's questions; their answers, or None while they cannot be given."""
+def ask(plan, state) -> Answers | None:
+    """Widgets for what the file cannot tell; the answers, or None while they cannot be given."""
     keys = {question.key for question in plan.questions}
-    answers: dict = {}
-    if not keys:
-        return answers
-    st.subheader("What the weights cannot tell")
+    answers = Answers()
+    if keys:
+        st.subheader("What the file cannot tell")
     if "normalization" in keys:
-        scores = normalisation_scores(plan, state)
+        hints = getattr(_resolved(plan, state, Answers()), "hints", {})
         options = list(NORMALIZATION_CHOICES)
-        best = max(scores, key=scores.get) if scores else "none"
+        best = max(hints, key=hints.get) if hints else "none"
         choice = st.radio("Input normalisation used in training", options, index=options.index(best),
                           format_func=NORMALIZATION_CHOICES.get, key="import_normalization")
-        if scores:
-            tried = ", ".join(f"{label} {score:.1%}" for label, score in scores.items())
-            st.caption(f"Accuracy on the first 1,000 MNIST test digits: {tried}. A wrong normalisation shows up "
-                       "as a much lower accuracy; the better one is preselected.")
+        if hints:
+            tried = ", ".join(f"{label} {score:.1%}" for label, score in hints.items())
+            st.caption(f"Accuracy of the best architecture on MNIST test digits: {tried}. A wrong normalisation "
+                       "shows up as a much lower accuracy; the better one is preselected.")
         if choice == "custom":
             left, right = st.columns(2)
             mean = left.number_input("Mean", value=0.5, format="%.4f", key="import_mean")
             std = right.number_input("Std", value=0.5, min_value=1e-6, format="%.4f", key="import_std")
-            answers["normalization"] = f"{mean!r},{std!r}"
+            answers = dataclasses.replace(answers, normalization=f"{mean!r},{std!r}")
         else:
-            answers["normalization"] = choice
+            answers = dataclasses.replace(answers, normalization=choice)
     if "classes" in keys:
         binary = st.checkbox("The last layer has a single output unit: read it as a binary classifier (class 1 "
                              "when the output is > 0; stored as two logits (0, output), with the same predictions "
@@ -84,8 +95,57 @@ def ask(plan, state) -> dict | None:
         if not binary:
             st.warning("MechMNISTic analyses classifiers: a single output unit can only be imported as a binary one.")
             return None
-        answers["classes"] = 2
-    return answers
+        answers = dataclasses.replace(answers, classes=2)
+    return architecture(plan, state, answers)
+
+
+def architecture(plan, state, answers: Answers) -> Answers | None:
+    """The architecture: as decided (say how), or chosen here among the candidates when the file cannot tell."""
+    answers = dataclasses.replace(answers, **_described(plan))
+    outcome = _resolved(plan, state, answers)
+    if isinstance(outcome, UnsupportedModelError):
+        st.error(str(outcome))
+        return None
+    if not isinstance(outcome, MissingAnswerError):
+        st.info(f"Architecture: {outcome.decision}.")
+        return answers
+    st.subheader("Which architecture is it?")
+    st.warning(f"{outcome} Choose the one your code has (or describe it below).")
+    ranking = outcome.ranking[:CANDIDATES_SHOWN]
+    if not ranking:
+        return None
+    rows = [{**scored.candidate.choices, "accuracy": scored.accuracy, "test digits": scored.digits}
+            for scored in ranking]
+    st.dataframe(pd.DataFrame(rows), hide_index=True,
+                 column_config={"accuracy": st.column_config.NumberColumn(format="percent")})
+    labels = [f"{scored.candidate.describe()} ({scored.accuracy:.1%})" for scored in ranking]
+    picked = st.radio("The architecture of your network", range(len(ranking)), index=None,
+                      format_func=labels.__getitem__, key="import_candidate")
+    if picked is None:
+        return None
+    chosen = dataclasses.replace(answers, **ranking[picked].candidate.choices)
+    outcome = _resolved(plan, state, chosen)
+    if isinstance(outcome, MechMNISTicError):
+        st.error(str(outcome))
+        return None
+    st.info(f"Architecture: {outcome.decision}.")
+    return chosen
+
+
+def _described(plan) -> dict[str, str]:
+    """What the user typed about the architecture, in an expander (state dicts only)."""
+    if plan.file_format == "onnx" or plan.recognised:
+        return {}
+    with st.expander("Describe the architecture yourself (optional)"):
+        st.caption("Leave a field empty to let the importer try every option. Per conv layer, comma-separated.")
+        activation = st.selectbox("Activation", ["", *GUESSED_ACTIVATIONS, "leaky_relu(0.01)", "leaky_relu(0.1)"],
+                                  key="import_activation")
+        columns = st.columns(3)
+        given = {"activation": activation}
+        for column, key in zip(columns, ARCHITECTURE_KEYS[1:], strict=True):
+            given[key] = column.text_input(key.capitalize(), key=f"import_{key}",
+                                           placeholder={"pool": "none,max2", "padding": "0,0", "stride": "1,1"}[key])
+    return {key: value.strip() for key, value in given.items() if value and value.strip()}
 
 
 def import_upload(upload) -> None:
@@ -100,7 +160,7 @@ def import_upload(upload) -> None:
         return
     if st.button("Load privately into this session", type="primary", key="import_load"):
         try:
-            model = build_imported(state, plan, "private", **answers)
+            model = build_imported(state, plan, "private", answers)
             name = loaders.add_private_model(model, Path(upload.name).stem)
         except MechMNISTicError as exc:
             st.error(str(exc))
@@ -159,19 +219,22 @@ def save_to_zoo(names: list[str]) -> None:
 
 st.title("Import a model")
 st.write(
-    "Upload the weights (a state dict) of a ReLU MLP or a small CNN (conv → ReLU → max-pool blocks, then fully "
-    "connected layers) trained on 28x28 MNIST images. The architecture is read from the parameter names and "
-    "shapes; you are asked only for what the weights cannot tell. The model stays **private to this browser "
-    "session** until you save it into the model zoo."
+    "Upload an MNIST network you trained: its weights (a PyTorch state dict) or an ONNX export (from PyTorch, "
+    "Keras/TensorFlow via tf2onnx, or JAX). MLPs and CNNs of any depth: Linear and Conv2d layers (any padding and "
+    "stride), batch normalisation, ReLU, LeakyReLU, ELU, GELU, SiLU, tanh or sigmoid, max or average pooling. An "
+    "ONNX file records the computation; a state dict only names and shapes, so every architecture they allow is "
+    "tried on MNIST test digits and you are asked whenever the best is not clearly best. The model stays "
+    "**private to this browser session** until you save it into the model zoo."
 )
-st.caption(f"Files up to {LIMIT_MIB} MiB. `.pt`/`.pth` files are read with `torch.load(weights_only=True)`: "
-           "a file holding pickled objects or code is refused, never run. The same is available as "
-           "`mechmnistic import FILE --name NAME`.")
+st.caption(f"Files up to {LIMIT_MIB} MiB. `.pt`/`.pth` files are read with `torch.load(weights_only=True)` and ONNX "
+           "files as data: a file holding pickled objects or code is refused, never run, and an ONNX file whose "
+           "tensors live in external files is refused. The same is available as `mechmnistic import FILE --name "
+           "NAME`.")
 flash = st.session_state.pop(FLASH_KEY, None)
 if flash:
     st.success(flash)
-uploaded = st.file_uploader("Weights file (.safetensors, .pt, .pth, .bin or .ckpt)", type=list(WEIGHTS_SUFFIXES),
-                            max_upload_size=LIMIT_MIB, key="import_upload")
+uploaded = st.file_uploader("Weights or ONNX file (.safetensors, .pt, .pth, .bin, .ckpt or .onnx)",
+                            type=list(IMPORT_SUFFIXES), max_upload_size=LIMIT_MIB, key="import_upload")
 if uploaded is not None:
     import_upload(uploaded)
 private_models()

@@ -26,7 +26,8 @@ def run_import(zoo, *args):
 
 def test_import_with_json_saves_the_model_and_its_card(zoo, tmp_path):
     path = _save(_seeded(plain_sequential), tmp_path / "seq.safetensors")
-    out = run_import(zoo, path, "--name", "my-seq", "--normalization", "mnist", "--description", "mine", "--json")
+    out = run_import(zoo, path, "--name", "my-seq", "--normalization", "mnist", "--activation", "relu",
+                     "--description", "mine", "--json")
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["name"] == "my-seq" and result["layers"] == ["1", "3"]
@@ -52,8 +53,8 @@ def test_a_missing_answer_names_the_flag_and_writes_nothing(zoo, tmp_path):
     out = run_import(zoo, path, "--name", "seq")
     assert out.returncode == 2 and out.stdout == ""
     lines = out.stderr.strip().splitlines()
-    assert len(lines) == 1 and "seq.pt: the weights cannot tell" in lines[0]
-    assert "pass --normalization none" in lines[0] and "accuracy on the first 1000 MNIST test digits" in lines[0]
+    assert len(lines) == 1 and "seq.pt: the file cannot tell how inputs were normalised" in lines[0]
+    assert "pass --normalization none" in lines[0] and "(accuracy on MNIST test digits: none" in lines[0]
     assert snapshot(zoo) == {}
 
 
@@ -63,18 +64,22 @@ def test_a_single_output_asks_for_classes(zoo, tmp_path):
     out = run_import(zoo, path, "--name", "one", "--normalization", "none")
     assert out.returncode == 2 and "pass --classes 2" in out.stderr and snapshot(zoo) == {}
     out = run_import(zoo, path, "--name", "one", "--normalization", "none", "--classes", "2", "--json")
+    assert out.returncode == 2 and "--activation" in out.stderr and snapshot(zoo) == {}
+    out = run_import(zoo, path, "--name", "one", "--normalization", "none", "--classes", "2", "--activation", "relu",
+                     "--json")
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["n_classes"] == 2
 
 
 def test_an_existing_name_needs_overwrite(zoo, tmp_path):
     path = _save(_seeded(plain_sequential), tmp_path / "seq.pt")
-    assert run_import(zoo, path, "--name", "seq", "--normalization", "none").returncode == 0
+    assert run_import(zoo, path, "--name", "seq", "--normalization", "none", "--activation", "relu").returncode == 0
     before = snapshot(zoo)
-    out = run_import(zoo, path, "--name", "seq", "--normalization", "mnist")
+    out = run_import(zoo, path, "--name", "seq", "--normalization", "mnist", "--activation", "relu")
     assert out.returncode == 2 and "already exists" in out.stderr and "--overwrite" in out.stderr
     assert snapshot(zoo) == before
-    out = run_import(zoo, path, "--name", "seq", "--normalization", "mnist", "--overwrite", "--json")
+    out = run_import(zoo, path, "--name", "seq", "--normalization", "mnist", "--activation", "relu", "--overwrite",
+                     "--json")
     assert out.returncode == 0 and json.loads(out.stdout)["normalization"] == "mnist"
 
 
@@ -103,7 +108,7 @@ def test_bad_arguments_give_one_clear_line_and_change_nothing(args, message, zoo
 
 def test_an_imported_model_cannot_be_retrained_from_its_card(zoo, tmp_path):
     path = _save(_seeded(plain_sequential), tmp_path / "seq.safetensors")
-    assert run_import(zoo, path, "--name", "my-seq", "--normalization", "none").returncode == 0
+    assert run_import(zoo, path, "--name", "my-seq", "--normalization", "none", "--activation", "relu").returncode == 0
     before = snapshot(zoo)
     out = cli("train", "--from-card", "my-seq", "--name", "again", env={"MECHMNISTIC_MODELS": str(zoo)})
     assert out.returncode == 2 and "Traceback" not in out.stderr

@@ -1,4 +1,4 @@
-"""``mechmnistic import FILE --name NAME``: bring your own model into the zoo, with a card."""
+"""``mechmnistic import FILE --name NAME``: bring your own model (a state dict or ONNX) into the zoo, with a card."""
 
 from __future__ import annotations
 
@@ -17,18 +17,28 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser(
         "import",
-        help="import a state dict (.safetensors, .pt, .pth) of an MLP or CNN into the zoo",
-        description="Infer the architecture from the parameter names and shapes, ask (by flags) for what the "
-        "weights cannot tell, check everything, then save the model and its card into the zoo. "
-        f"Files over {MAX_WEIGHTS_BYTES // 2**20} MiB are refused; .pt/.pth files are read without running code.",
+        help="import a state dict (.safetensors, .pt, .pth) or an ONNX file of an MNIST network into the zoo",
+        description="A state dict holds names and shapes, not code: every architecture they allow is tried on MNIST "
+        "test digits and the best is taken only when it is clearly best (0.5 points ahead); otherwise the flags "
+        "that separate the candidates are asked for. An ONNX file records the computation: nothing is guessed. "
+        "Everything is checked before the model and its card are saved into the zoo. "
+        f"Files over {MAX_WEIGHTS_BYTES // 2**20} MiB are refused; .pt/.pth files are read without running code; "
+        "ONNX files are read as data, and refused when they keep tensors in external files.",
     )
-    p.add_argument("file", help="the weights file")
+    p.add_argument("file", help="the weights file (.safetensors, .pt, .pth, .bin, .ckpt) or an .onnx file")
     p.add_argument("--name", required=True, help="zoo name (letters, digits, '.', '_', '-')")
     p.add_argument("--normalization", metavar="none|mnist|MEAN,STD",
                    help="input normalisation used in training: none = pixels in [0, 1]; "
                    "mnist = (x - 0.1307) / 0.3081; or MEAN,STD (not needed for the EIS VII network)")
     p.add_argument("--classes", type=int, choices=[2],
                    help="only for a single output unit: read it as a binary classifier (class 1 when > 0)")
+    p.add_argument("--activation", metavar="NAME",
+                   help="the activation between layers: relu, leaky_relu(SLOPE), elu, gelu, gelu(tanh), silu, tanh "
+                   "or sigmoid (LeakyReLU is never guessed)")
+    p.add_argument("--pool", metavar="SPEC", help="pooling after each conv layer: none, maxK or avgK, one per conv "
+                   "layer or one for all, comma-separated (e.g. none,max2)")
+    p.add_argument("--padding", metavar="SPEC", help="zero padding of each conv layer (e.g. 2,0)")
+    p.add_argument("--stride", metavar="SPEC", help="stride of each conv layer (e.g. 1,1)")
     p.add_argument("--description", default="", help="a description for the card")
     p.add_argument("--zoo", help="zoo folder to save into (default: models/)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing model of that name")
@@ -37,25 +47,27 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def import_cmd(args: argparse.Namespace) -> int:
-    from ..models.config import config_to_dict
     from ..models.importer import MissingAnswerError, import_model
     from ..models.zoo import ModelExistsError
 
     try:
         model = import_model(args.file, args.name, args.normalization, args.classes, args.description,
-                             zoo=args.zoo, overwrite=args.overwrite)
+                             zoo=args.zoo, overwrite=args.overwrite, activation=args.activation, pool=args.pool,
+                             padding=args.padding, stride=args.stride)
     except MissingAnswerError as exc:
-        raise MechMNISTicError(_ask(args.file, exc)) from None
+        raise MechMNISTicError(_ask(exc)) from None
     except ModelExistsError as exc:
         raise MechMNISTicError(f"{exc}, or pass --overwrite to replace it") from None
     card = model.card
+    record = card.training["import"]
     result = {
         "name": card.name,
         "architecture": card.config.describe(),
-        "config": config_to_dict(card.config),
+        "config": card.to_dict()["architecture"],
         "layers": list(card.config.layer_names),
         "n_classes": card.config.n_classes,
-        **{k: card.training["import"][k] for k in ("naming", "recognised", "normalization")},
+        **{k: record[k] for k in ("format", "naming", "recognised", "normalization", "choices", "decision",
+                                  "candidates", "notes")},
         "label_function": card.label_function,
         "metrics": card.metrics,
         "weights_sha256": card.weights_sha256,
@@ -65,24 +77,15 @@ def import_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ask(path: str, exc: MissingAnswerError) -> str:
-    """One line naming the flags to pass, with the accuracy hint for digit classifiers."""
-    from pathlib import Path
-
-    from ..models.importer import read_for_import, suggest_normalization
-
-    asks = []
-    for question in exc.questions:
-        if question.key == "normalization":
-            state, plan = read_for_import(path)
-            scores = suggest_normalization(plan, state)
-            hint = (" (accuracy on the first 1000 MNIST test digits: "
-                    + ", ".join(f"{label} {score:.1%}" for label, score in scores.items()) + ")") if scores else ""
-            asks.append("pass --normalization none (pixels in [0, 1]), mnist ((x - 0.1307) / 0.3081) or MEAN,STD"
-                        + hint)
-        else:
-            asks.append("pass --classes 2 to read its single output unit as a binary classifier (class 1 when > 0)")
-    return f"{Path(path).name}: the weights cannot tell how to read this model; " + "; and ".join(asks)
+def _ask(exc: MissingAnswerError) -> str:
+    """One line: the problem, and the flags to pass."""
+    flags = " ".join(f"--{q.key}" for q in exc.questions)
+    hint = ""
+    if "normalization" in {q.key for q in exc.questions}:
+        hint = "; pass --normalization none (pixels in [0, 1]), mnist ((x - 0.1307) / 0.3081) or MEAN,STD"
+    if "classes" in {q.key for q in exc.questions}:
+        hint += "; pass --classes 2 to read its single output unit as a binary classifier (class 1 when > 0)"
+    return f"{exc}{hint} (needed: {flags})"
 
 
 def _human(result: dict) -> str:
@@ -91,6 +94,9 @@ def _human(result: dict) -> str:
         lines.append(f"recognised as {result['recognised']}")
     lines.append(f"layers ({result['naming']}): {', '.join(result['layers'])}")
     lines.append(f"input normalisation: {result['normalization']}")
+    lines.append(f"architecture: {result['decision']}")
+    for note in result["notes"]:
+        lines.append(f"note: {note}")
     accuracy = result["metrics"].get("test_accuracy")
     if accuracy is not None:
         lines.append(f"test accuracy (real MNIST test set): {accuracy:.4f}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -62,6 +63,21 @@ def _upload(at: AppTest, name: str, data: bytes) -> AppTest:
     return at.run()
 
 
+def _choose(at: AppTest, activation: str = "relu") -> AppTest:
+    """Answer "which architecture is it?" as the network's code would: the candidate with this activation."""
+    radio = at.radio(key="import_candidate")
+    assert radio.value is None, "nothing is chosen for the user"
+    index = next(i for i, label in enumerate(radio.options) if label.startswith(f"activation {activation} "))
+    return radio.set_value(index).run()
+
+
+def _loaded(at: AppTest) -> AppTest:
+    """Choose ReLU (the file cannot tell it from GELU by accuracy) and load privately."""
+    _choose(at)
+    at.button(key="import_load").click().run()
+    return at
+
+
 def _text(at: AppTest) -> str:
     return " ".join(str(el.value) for kind in ("markdown", "caption", "success", "info") for el in getattr(at, kind))
 
@@ -71,16 +87,24 @@ def test_page_explains_itself_before_an_upload(app_zoo):
     assert not at.exception
     assert at.title[0].value == "Import a model"
     assert "64 MiB" in _text(at) and "private to this browser session" in _text(at)
-    assert at.file_uploader(key="import_upload").allowed_type == [".safetensors", ".pt", ".pth", ".bin", ".ckpt"]
+    assert at.file_uploader(key="import_upload").allowed_type == [".safetensors", ".pt", ".pth", ".bin", ".ckpt",
+                                                                  ".onnx"]
 
 
 def test_upload_shows_the_architecture_asks_and_loads_privately(app_zoo, digit_mlp_bytes):
     at = _upload(_session(), "my_mlp.safetensors", digit_mlp_bytes)
     assert not at.exception and not at.error
-    assert "fc1 Linear 784->64, relu, fc2 Linear 64->10" in _text(at) and "numbered attributes (fcN)" in _text(at)
+    assert "Layers: **fc1, fc2**" in _text(at) and "numbered attributes (fcN)" in _text(at)
     assert list(at.dataframe[0].value["layer"]) == ["fc1", "fc2"]
     # The normalisation that scores better on real digits is preselected ("none": mlp-1x64 reads raw pixels).
     assert at.radio(key="import_normalization").value == "none"
+    # ReLU and GELU score alike on it: the page asks, listing every candidate with its accuracy, choosing none.
+    assert any("cannot tell which architecture this is" in w.value for w in at.warning)
+    candidates = at.dataframe[1].value
+    assert {"relu", "gelu"} <= set(candidates["activation"]) and candidates["accuracy"].iloc[0] > 0.95
+    assert "import_load" not in [b.key for b in at.button]
+    _choose(at)
+    assert any("the only architecture the names, shapes and your answers allow" in i.value for i in at.info)
     at.button(key="import_load").click().run()
     assert not at.exception
     private = [name for name in at.selectbox(key="model").options if "private" in name]
@@ -99,8 +123,7 @@ def test_upload_shows_the_architecture_asks_and_loads_privately(app_zoo, digit_m
 
 
 def test_other_pages_analyse_the_private_model_and_it_can_be_removed(app_zoo, digit_mlp_bytes):
-    at = _upload(_session(), "my_mlp.safetensors", digit_mlp_bytes)
-    at.button(key="import_load").click().run()
+    at = _loaded(_upload(_session(), "my_mlp.safetensors", digit_mlp_bytes))
     name = at.session_state["active_model"]
     at.switch_page("app_pages/zoo.py").run()
     assert not at.exception
@@ -112,8 +135,7 @@ def test_other_pages_analyse_the_private_model_and_it_can_be_removed(app_zoo, di
 
 
 def test_saving_puts_the_private_model_into_the_zoo(app_zoo, digit_mlp_bytes):
-    at = _upload(_session(), "my_mlp.safetensors", digit_mlp_bytes)
-    at.button(key="import_load").click().run()
+    at = _loaded(_upload(_session(), "my_mlp.safetensors", digit_mlp_bytes))
     private = at.session_state["active_model"]
     at.text_input(key=f"import_save_name_{private}").set_value("my-import").run()
     at.button(key="import_save").click().run()
@@ -128,8 +150,7 @@ def test_saving_puts_the_private_model_into_the_zoo(app_zoo, digit_mlp_bytes):
 
 @pytest.mark.parametrize("zoo_name, message", [("mlp-1x64", "already exists"), ("../evil", "not a valid model name")])
 def test_saving_under_a_taken_or_bad_name_is_refused(app_zoo, digit_mlp_bytes, zoo_name, message):
-    at = _upload(_session(), "my_mlp.safetensors", digit_mlp_bytes)
-    at.button(key="import_load").click().run()
+    at = _loaded(_upload(_session(), "my_mlp.safetensors", digit_mlp_bytes))
     before = snapshot(app_zoo)
     private = at.session_state["active_model"]
     at.text_input(key=f"import_save_name_{private}").set_value(zoo_name).run()
@@ -156,6 +177,7 @@ def test_a_custom_normalisation_is_applied(app_zoo, digit_mlp_bytes):
     at.radio(key="import_normalization").set_value("custom").run()
     at.number_input(key="import_mean").set_value(0.25).run()
     at.number_input(key="import_std").set_value(2.0).run()
+    at.selectbox(key="import_activation").set_value("relu").run()  # said, so nothing is left to choose
     at.button(key="import_load").click().run()
     assert not at.exception
     norm = at.session_state["private_models"][at.session_state["active_model"]].config.normalization
@@ -186,8 +208,11 @@ def test_upload_in_a_browser_stays_private_until_saved(page, browser, app_with_t
     main.get_by_text("What was recognised").wait_for(timeout=60_000)
     wait_for_app(page)
     shown = main.inner_text()
-    assert "fc1 Linear 784→64, relu, fc2 Linear 64→10" in shown  # markdown draws -> as →
-    assert "Naming scheme: numbered attributes (fcN)" in shown
+    assert "Layers: fc1, fc2" in shown and "Naming scheme: numbered attributes (fcN)" in shown
+    main.get_by_text("Which architecture is it?").wait_for(timeout=60_000)
+    main.get_by_text(re.compile(r"^activation relu \(")).click()
+    main.get_by_text("the only architecture the names, shapes and your answers allow").wait_for(timeout=60_000)
+    wait_for_app(page)
     page.get_by_role("button", name="Load privately into this session").click()
     page.get_by_text("privately into this session: every page now analyses it").wait_for(timeout=60_000)
     wait_for_app(page)

@@ -159,7 +159,7 @@ def test_killed_import_never_leaves_a_trusted_half_model(tmp_path):
     safetensors_save_file(build_model(mlp_config(hidden_sizes=(2048, 2048))).state_dict(), weights)
     zoo = tmp_path / "zoo"
     cmd = [sys.executable, "-m", "mechmnistic", "import", str(weights), "--name", "imported", "--normalization",
-           "none", "--zoo", str(zoo), "--overwrite"]
+           "none", "--activation", "relu", "--zoo", str(zoo), "--overwrite"]
     env = dict(os.environ)
     full = _timed_run(cmd, env)
 
