@@ -24,6 +24,7 @@ from mechmnistic.labels import UnknownLabelsError
 from mechmnistic.models import WeightsFileError, load_model
 from mechmnistic.models.importer import (
     EIS_VII_NAME,
+    NORMALIZATIONS,
     Answers,
     MissingAnswerError,
     UnsupportedModelError,
@@ -34,7 +35,6 @@ from mechmnistic.models.importer import (
     read_for_import,
     suggest_normalization,
 )
-from mechmnistic.models.importer import NORMALIZATIONS
 from mechmnistic.models.weights_io import MAX_WEIGHTS_BYTES
 from mechmnistic.models.zoo import ModelExistsError, ModelNotFoundError
 

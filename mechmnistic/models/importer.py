@@ -441,8 +441,11 @@ def _normalization(plan: ImportPlan, answers: Answers) -> Normalization:
 
 
 def _architecture_questions(plan: ImportPlan, ranking: tuple[Scored, ...], found: list[Candidate]) -> tuple:
-    """The flags that separate the best two candidates (or all of them when unscored)."""
-    pool = [s.candidate for s in ranking[:2]] if len(ranking) >= 2 else found
+    """The flags that separate the candidates tied with the best (within ``MARGIN``; all of them when unscored),
+    so that one round of answers settles it."""
+    best = ranking[0] if ranking else None
+    tied = [s.candidate for s in ranking if s.digits == best.digits and best.accuracy - s.accuracy < MARGIN]
+    pool = tied if len(tied) >= 2 else found
     keys = [k for k in ARCHITECTURE_KEYS if len({c.choices.get(k) for c in pool}) > 1]
     return tuple(QUESTIONS[k] for k in keys)
 

@@ -529,7 +529,7 @@ class _Graph:
         state: dict[str, torch.Tensor] = {}
         for layer in self.layers:
             for key, value in layer.params.items():
-                tensor = torch.from_numpy(np.ascontiguousarray(value, dtype=np.float32))
+                tensor = torch.from_numpy(np.array(value, dtype=np.float32))  # a writable copy
                 if not torch.isfinite(tensor).all():
                     raise WeightsFileError(f"{self.source}: {layer.spec.name}.{key} contains NaN or infinite values")
                 state[f"{layer.spec.name}.{key}"] = tensor

@@ -49,9 +49,8 @@ def _torch_save(obj, legacy: bool = False) -> bytes:
     return buffer.getvalue()
 
 
-def _onnx(change: Callable | None = None, marker: Path | None = None) -> bytes:
+def _onnx(change: Callable | None = None) -> bytes:
     """A small valid ONNX classifier (Flatten, Gemm) as an exporter writes it, then ``change(model)`` applied."""
-    import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     weight = numpy_helper.from_array(np.zeros((10, 784), np.float32), "fc.weight")
