@@ -25,11 +25,12 @@ def _commands() -> list:
         data_cmds,
         geometry_cmds,
         import_cmd,
+        intervention_cmds,
         model_cmds,
         unit_cmds,
     )
 
-    return [data_cmds, model_cmds, import_cmd, unit_cmds, classify_cmds, circuit_cmds,
+    return [data_cmds, model_cmds, import_cmd, unit_cmds, classify_cmds, intervention_cmds, circuit_cmds,
             geometry_cmds]
 
 
