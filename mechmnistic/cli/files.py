@@ -8,6 +8,7 @@ so an interrupted or failed write leaves no half file behind.
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,12 @@ def npz_target(path: str | None, option: str) -> Path | None:
         raise MechMNISTicError(f"{option} {path}: that is a folder; name a file inside it")
     if not target.parent.is_dir():
         raise MechMNISTicError(f"{option} {path}: folder {target.parent} does not exist")
-    if not os.access(target.parent, os.W_OK | os.X_OK):
-        raise MechMNISTicError(f"{option} {path}: folder {target.parent} is not writable")
+    try:  # a real try (permissions alone do not tell: root, read-only mounts, /proc): a file made and gone
+        with tempfile.TemporaryFile(dir=target.parent):
+            pass
+    except OSError as exc:
+        raise MechMNISTicError(f"{option} {path}: cannot write in folder {target.parent} "
+                               f"({exc.strerror or exc})") from None
     return target
 
 

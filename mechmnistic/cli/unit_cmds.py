@@ -130,15 +130,16 @@ def _floats(values) -> list[float | None]:
 
 
 def neuron_cmd(args: argparse.Namespace) -> int:
-    from ..analysis.units import check_hidden_layer, check_units
+    from ..analysis.units import check_hidden_layer
     from ..models import load_model
 
     params = _atlas_parameters(args)
     model = load_model(args.model)
-    check_hidden_layer(model, args.layer)
-    unit = int(check_units(model, args.layer, [args.unit])[0])
+    count = check_hidden_layer(model, args.layer)
+    if not 0 <= args.unit < count:
+        raise MechMNISTicError(f"--unit {str(args.unit)[:24]} is out of range: {args.layer} has units 0..{count - 1}")
     position = _position(model, args.layer, args.pos)
-    result = neuron_report(model, args.model, args.layer, unit, position, params)
+    result = neuron_report(model, args.model, args.layer, args.unit, position, params)
     emit(args, result, _neuron_text)
     return 0
 
