@@ -97,16 +97,31 @@ class LayerGroups(Mapping):
     """The groups a unit spec may name: ``--groups``' own, then the layer's standard ``dead`` and ``alive``.
 
     The standard groups come from the layer's activations over the training
-    set (cached on disk) and are computed only when a spec names one, so a
-    bad spec fails before anything is computed.
+    set (cached on disk) and are computed only when a spec names one. A
+    ``checking`` copy holds them empty and computes nothing: ``select`` and
+    ``_groups`` first resolve a spec with it, so a bad spec (a unit out of
+    range after ``dead``, say) fails before anything is computed.
     """
 
     STANDARD = ("dead", "alive")
 
-    def __init__(self, model, layer: str) -> None:
-        self.model, self.layer = model, layer
+    def __init__(self, model, layer: str, checking: bool = False) -> None:
+        self.model, self.layer, self.checking = model, layer, checking
         self.typed: dict[str, np.ndarray] = {}
         self._standard: dict[str, np.ndarray] | None = None
+
+    def checked(self) -> LayerGroups:
+        """A copy for checking specs: the same names, the standard groups empty."""
+        copy = LayerGroups(self.model, self.layer, checking=True)
+        copy.typed = self.typed
+        return copy
+
+    def select(self, spec: str, count: int) -> np.ndarray:
+        """``select_units(spec)`` with these groups, after checking it without computing anything."""
+        from ..analysis.units import select_units
+
+        select_units(spec, count, self.checked())
+        return select_units(spec, count, self)
 
     def __contains__(self, name: object) -> bool:
         return name in self.typed or name in self.STANDARD
@@ -116,6 +131,8 @@ class LayerGroups(Mapping):
             return self.typed[name]
         if name not in self.STANDARD:
             raise KeyError(name)
+        if self.checking:
+            return np.zeros(0, np.int64)
         if self._standard is None:
             from ..analysis.units import standard_groups
 
@@ -135,6 +152,7 @@ def _groups(model, layer: str, text: str | None, count: int) -> LayerGroups:
 
     groups = LayerGroups(model, layer)
     if text is not None:
+        parse_groups(text, count, groups.checked())
         typed = parse_groups(text, count, groups)
         if not typed:
             raise MechMNISTicError("--groups names no group; write e.g. 'early:0-9;late:10-19'")
@@ -234,11 +252,10 @@ def _attribute_text(r: dict[str, Any]) -> str:
 def ablate_cmd(args: argparse.Namespace) -> int:
     from ..analysis.ablation import ablate
     from ..analysis.scrubbing import check_seed
-    from ..analysis.units import select_units
 
     model, count = _setup(args)
     seed = check_seed(args.seed)
-    units = select_units(args.units, count, _groups(model, args.layer, args.groups, count))
+    units = _groups(model, args.layer, args.groups, count).select(args.units, count)
     result = ablate(model, args.layer, units.tolist(), args.method, images="test", seed=seed)
     if args.by == "class":
         rows = result.by_class()
@@ -274,12 +291,11 @@ def _ablate_text(r: dict[str, Any]) -> str:
 
 def patch_cmd(args: argparse.Namespace) -> int:
     from ..analysis.ablation import patch_activations
-    from ..analysis.units import select_units
 
     model, count = _setup(args)
     source_split, source_index, source, source_digit = _image(args.source, "--source")
     target_split, target_index, target, target_digit = _image(args.target, "--target")
-    units = select_units(args.units, count, _groups(model, args.layer, args.groups, count))
+    units = _groups(model, args.layer, args.groups, count).select(args.units, count)
     chosen = units.tolist()
     single = patch_activations(model, args.layer, chosen, source, images=target[None])
     whole = patch_activations(model, args.layer, chosen, source, images="test")

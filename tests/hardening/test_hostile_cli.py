@@ -166,6 +166,8 @@ ROWS = {
                                  "unit 5 is in both 'a' and 'b'; groups must not overlap"),
     "attribute-groups-out-of-range": (["attribute", *ATTRIBUTE, "--groups", "a:0-99"],
                                       "unit 64 is out of range: this layer has units 0..63"),
+    "attribute-groups-dead-then-out-of-range": (["attribute", *ATTRIBUTE, "--groups", "silent:dead,99"],
+                                                "unit 99 is out of range: this layer has units 0..63"),
     "attribute-groups-script": (["attribute", *ATTRIBUTE, "--groups", SCRIPT],
                                 "needs a ':' between the group name and its units"),
     "attribute-groups-empty": (["attribute", *ATTRIBUTE, "--groups", ";"], "--groups names no group"),
@@ -173,6 +175,8 @@ ROWS = {
     # -- ablate
     "ablate-units-out-of-range": (["ablate", *ABLATE[:4], "70", *ABLATE[5:]],
                                   "unit 70 is out of range: this layer has units 0..63"),
+    "ablate-units-dead-then-out-of-range": (["ablate", *ABLATE[:4], "dead,999", *ABLATE[5:]],
+                                            "unit 999 is out of range: this layer has units 0..63"),
     "ablate-units-backwards": (["ablate", *ABLATE[:4], "9-0", *ABLATE[5:]], "range '9-0' runs backwards"),
     "ablate-units-script": (["ablate", *ABLATE[:4], SCRIPT, *ABLATE[5:]],
                             "unknown unit group '<script>alert(1)</script>'; known groups: all, dead, alive"),
