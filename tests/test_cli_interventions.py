@@ -128,3 +128,20 @@ def test_patch_text_output():
     assert out.splitlines()[:2] == ["cnn-digits: 16 units of conv2 (all) patched from test:1 (digit 2) into test:0 "
                                     "(digit 7)", "prediction 7 -> 2"]
     assert "the same source patched into every test image:" in out and "% of predictions change; accuracy" in out
+
+
+def test_a_breakdown_row_with_no_images_is_null_not_nan():
+    """A class nobody predicts has no share changed nor mean change: JSON null (NaN is not JSON), '-' in text."""
+    import json
+
+    from mechmnistic.analysis.ablation import InterventionResult
+    from mechmnistic.cli.intervention_cmds import _ablate_text, _no_nan
+
+    result = InterventionResult("x", np.zeros((2, 3), np.float32), np.ones((2, 3), np.float32), np.array([0, 1]))
+    row = _no_nan(result.summary(np.zeros(2, bool), "predicted 2").to_dict())
+    assert row == {"group": "predicted 2", "count": 0, "fraction_changed": None, "accuracy_before": None,
+                   "accuracy_after": None, "mean_logit_change": [None, None, None]}
+    json.dumps(row, allow_nan=False)
+    text = _ablate_text({"model": "m", "layer": "l", "units": [0], "units_spec": "0", "method": "zero", "seed": 0,
+                         "split": "test", "rows": [row]})
+    assert text.splitlines()[-1].split() == ["predicted", "2", "0", "-", "-", "-", "-"]

@@ -263,8 +263,16 @@ def ablate_cmd(args: argparse.Namespace) -> int:
         rows = result.breakdown(result.clean_predictions, [f"predicted {c}" for c in range(model.n_classes)])
     emit(args, {"model": args.model, "layer": args.layer, "units_spec": args.units, "units": units,
                 "method": args.method, "seed": seed, "split": "test", "by": args.by,
-                "description": result.description, "rows": [row.to_dict() for row in rows]}, _ablate_text)
+                "description": result.description, "rows": [_no_nan(row.to_dict()) for row in rows]}, _ablate_text)
     return 0
+
+
+def _no_nan(row: dict[str, Any]) -> dict[str, Any]:
+    """A summary row for JSON: ``None`` for the numbers a group with no images has not (NaN is not JSON)."""
+    def plain(value: Any) -> Any:
+        return None if isinstance(value, float) and not np.isfinite(value) else value
+
+    return {key: [plain(v) for v in value] if isinstance(value, list) else plain(value) for key, value in row.items()}
 
 
 def _percent(value: float | None) -> str:
@@ -278,7 +286,7 @@ def _ablate_text(r: dict[str, Any]) -> str:
              f"  {'images':<13} {'count':>6} {'changed':>8} {'acc before':>10} {'acc after':>10}  "
              "largest mean logit change"]
     for row in r["rows"]:
-        change = np.asarray(row["mean_logit_change"], dtype=np.float64)
+        change = np.array([np.nan if v is None else v for v in row["mean_logit_change"]], dtype=np.float64)
         biggest = int(np.nanargmax(np.abs(change))) if np.isfinite(change).any() else None
         moved = "-" if biggest is None else f"logit {biggest} {change[biggest]:+.3f}"
         lines.append(f"  {row['group']:<13} {row['count']:>6} {_percent(row['fraction_changed']):>8} "
