@@ -19,9 +19,19 @@ from ..errors import MechMNISTicError
 
 def _commands() -> list:
     # Imported here so `mechmnistic --help` stays fast and each module stays small.
-    from . import circuit_cmds, classify_cmds, data_cmds, geometry_cmds, import_cmd, model_cmds
+    from . import (
+        circuit_cmds,
+        classify_cmds,
+        data_cmds,
+        geometry_cmds,
+        import_cmd,
+        intervention_cmds,
+        model_cmds,
+        unit_cmds,
+    )
 
-    return [data_cmds, model_cmds, import_cmd, circuit_cmds, classify_cmds, geometry_cmds]
+    return [data_cmds, model_cmds, import_cmd, unit_cmds, classify_cmds, intervention_cmds, circuit_cmds,
+            geometry_cmds]
 
 
 def build_parser() -> argparse.ArgumentParser:

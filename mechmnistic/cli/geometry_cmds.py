@@ -7,12 +7,12 @@ show, from the same cached analyses.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
 from ..errors import MechMNISTicError
 from . import emit
+from .files import npz_target, write_npz
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -60,25 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=featviz_cmd)
 
 
-def _save_target(path: str | None) -> Path | None:
-    """Check ``--save`` before any work, so a bad path fails fast and writes nothing."""
-    if path is None:
-        return None
-    target = Path(path)
-    if target.suffix != ".npz":
-        raise MechMNISTicError(f"--save {path}: the file name must end in .npz")
-    if not target.parent.is_dir():
-        raise MechMNISTicError(f"--save {path}: folder {target.parent} does not exist")
-    return target
-
-
-def _write_npz(target: Path, arrays: dict[str, np.ndarray]) -> None:
-    from ..atomic import atomic_open
-
-    with atomic_open(target) as handle:
-        np.savez(handle, **arrays)
-
-
 def _check_plane(plane: tuple[int, int], n_components: int) -> None:
     for component in plane:
         if not 0 <= component < n_components:
@@ -89,7 +70,7 @@ def pca_cmd(args: argparse.Namespace) -> int:
     from ..analysis import geometry as g
     from ..models import load_model
 
-    target = _save_target(args.save)
+    target = npz_target(args.save, "--save")
     if args.top < 0:
         raise MechMNISTicError(f"--top must be >= 0, got {args.top}")
     plane = (args.plane[0] - 1, args.plane[1] - 1)
@@ -126,7 +107,7 @@ def pca_cmd(args: argparse.Namespace) -> int:
         "directions": rows,
     }
     if target:
-        _write_npz(target, {"scores": fit.scores, "components": fit.pca.components_, "mean": fit.pca.mean_,
+        write_npz(target, {"scores": fit.scores, "components": fit.pca.components_, "mean": fit.pca.mean_,
                             "explained_variance": fit.pca.explained_variance_, "feature_std": fit.pca.feature_std_,
                             "direction_specs": np.array([d.spec for d in directions], dtype=str),
                             "direction_vectors": np.array([d.vector for d in directions]).reshape(-1, fit.space.dim),
@@ -162,7 +143,7 @@ def featviz_cmd(args: argparse.Namespace) -> int:
     from ..analysis.units import resolve_units
     from ..models import load_model
 
-    target = _save_target(args.save)
+    target = npz_target(args.save, "--save")
     if not 1 <= args.nearest <= 50:
         raise MechMNISTicError(f"--nearest must be 1..50, got {args.nearest}")
     config = fv.FeatureVizConfig(steps=args.steps, lr=args.lr, init=args.init, l2=args.l2, blur=args.blur,
@@ -188,7 +169,7 @@ def featviz_cmd(args: argparse.Namespace) -> int:
         ],
     }
     if target:
-        _write_npz(target, {"images": result.images, "objective_start": result.initial,
+        write_npz(target, {"images": result.images, "objective_start": result.initial,
                             "objective_end": result.final, "history": result.history,
                             "nearest_indices": nearest.indices, "nearest_similarity": nearest.similarity,
                             "names": np.array(result.names, dtype=str)})
