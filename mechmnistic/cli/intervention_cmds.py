@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MechMNISTicError
-from . import _layers, emit
+from . import emit
 
 _IMAGE = re.compile(r"^(train|test):(\d{1,9})$")
 GROUPS_HELP = ("named unit groups, 'name:units;name:units', e.g. 'early:0-9;late:10-19' (units may name dead "
@@ -177,11 +177,10 @@ def _image(text: str, option: str) -> tuple[str, int, np.ndarray, int]:
 
 def _setup(args: argparse.Namespace):
     """The model and the number of units of its checked hidden layer."""
-    from ..analysis.units import check_hidden_layer
     from ..models import load_model
 
     model = load_model(args.model)
-    return model, check_hidden_layer(model, args.layer)
+    return model, model.layout.check_hidden(args.layer).n_units
 
 
 # -- attribute -----------------------------------------------------------------------------------
@@ -200,7 +199,8 @@ def attribute_cmd(args: argparse.Namespace) -> int:
 
     model, count = _setup(args)
     target = check_target(model, (args.cls, args.minus))
-    layer, hook = _layers.attributed_layer(model)
+    feeds = model.layout.feeds_logits
+    layer = feeds.name if feeds is not None else None
     if args.layer != layer:
         raise MechMNISTicError(f"direct logit attribution is to the units of {layer}, the layer feeding the output "
                                f"layer; use --layer {layer}")
@@ -209,7 +209,7 @@ def attribute_cmd(args: argparse.Namespace) -> int:
     check_disjoint(chosen)
     # As the page: the cached test-set activations when they are what feeds the output (a hidden fully
     # connected layer), else the pooled conv maps from a forward pass.
-    if hook == f"{layer}.post":
+    if not feeds.is_conv:
         attribution = attribution_from_activations(model, layer_activations(model, layer, "test").values, chosen,
                                                    target)
     else:

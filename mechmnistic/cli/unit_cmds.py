@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import MechMNISTicError
-from . import _layers, emit
+from . import emit
 from .files import npz_target, write_npz
 
 #: The Neuron Explorer's ranges for its ``top_k`` and ``explained`` parameters.
@@ -130,12 +130,11 @@ def _floats(values) -> list[float | None]:
 
 
 def neuron_cmd(args: argparse.Namespace) -> int:
-    from ..analysis.units import check_hidden_layer
     from ..models import load_model
 
     params = _atlas_parameters(args)
     model = load_model(args.model)
-    count = check_hidden_layer(model, args.layer)
+    count = model.layout.check_hidden(args.layer).n_units
     if not 0 <= args.unit < count:
         raise MechMNISTicError(f"--unit {str(args.unit)[:24]} is out of range: {args.layer} has units 0..{count - 1}")
     position = _position(model, args.layer, args.pos)
@@ -162,7 +161,7 @@ def neuron_report(model, model_name: str, layer: str, unit: int, position: tuple
         top, clusters = position_clusters(model, layer, unit, position, params)
     distribution = neurons.distribution_from_values(pre, load_mnist(params.split).labels, N_DIGITS)
     similar, cosine = neurons.similar_neurons(model, layer, unit, count=5)
-    conv = _layers.is_conv(model, layer)
+    conv = model.layout[layer].is_conv
     return {
         "model": model_name, "layer": layer, "unit": unit, "kind": "channel" if conv else "neuron",
         "position": None if position is None else list(position),
@@ -187,8 +186,9 @@ def _weights(model, layer: str, unit: int, position: tuple[int, int] | None) -> 
     from ..analysis.connections import incoming_weights, outgoing_weights
     from ..analysis.conv import filters
 
-    conv = _layers.is_conv(model, layer)
-    if not _layers.reads_pixels(model, layer):
+    unit_layer = model.layout[layer]
+    conv = unit_layer.is_conv
+    if unit_layer.index > 0:
         incoming = incoming_weights(model, layer, unit, position)
         source, weights, labels = incoming.sources.layer, incoming.weights, incoming.sources.labels()
         shaped = weights.reshape(filters(model, layer).weights.shape[1:]) if conv else weights
@@ -210,7 +210,7 @@ def _weights(model, layer: str, unit: int, position: tuple[int, int] | None) -> 
         "input_norm": float(np.linalg.norm(weights.astype(np.float64))),
         "strongest_inputs": [{"source": labels[i], "weight": float(weights[i])} for i in strongest],
         "writes": outgoing.target_layer,
-        "to_classes": outgoing.target_layer == model.layer_names[-1],
+        "to_classes": model.layout[outgoing.target_layer].is_final,
         "output_weights": outgoing.total,
     }
 
@@ -291,13 +291,12 @@ def _neuron_text(r: dict[str, Any]) -> str:
 
 
 def atlas_cmd(args: argparse.Namespace) -> int:
-    from ..analysis.units import check_hidden_layer
     from ..models import load_model
 
     target = npz_target(args.out, "--out")
     params = _atlas_parameters(args)
     model = load_model(args.model)
-    check_hidden_layer(model, args.layer)
+    model.layout.check_hidden(args.layer)
     arrays = atlas_arrays(model, args.model, args.layer, params)
     write_npz(target, arrays, "--out")
     result = {"model": args.model, "layer": args.layer, "out": str(target), "units": int(len(arrays["bias"])),
