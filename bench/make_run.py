@@ -150,7 +150,8 @@ def _descendants(pid: int) -> list[int]:
             pass  # the process ended while we looked
     found, todo = [], [pid]
     while todo:
-        children = [child for child, parent in parents.items() if parent == todo.pop()]
+        pid = todo.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
         found += children
         todo += children
     return found
@@ -285,10 +286,10 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         _stop(make)
         reader.join(10)
-        if not (args.keep or args.reuse):
+        if args.keep:
+            print(f"kept {clone}: next time `python -m bench.make_run --reuse {clone}`")
+        elif not args.reuse:
             shutil.rmtree(clone.parent, ignore_errors=True)
-    if args.keep:
-        print(f"kept {clone}: next time `python -m bench.make_run --reuse {clone}`")
 
     result["load_average_1m"] = {"before": round(load_before, 2), "after": round(os.getloadavg()[0], 2)}
     result["targets"] = TARGETS
