@@ -80,7 +80,8 @@ SETUP_TIMEOUT_S = 45 * 60
 #: Pause after closing a tab, so the server's work for that session's end is not counted in the next page.
 SETTLE_S = 0.5
 #: Lines make echoes as it starts each step (in order), for the split of the set-up time.
-MAKE_STEPS = {"install": " -m venv ", "data": " -m mechmnistic fetch-data", "serve": " -m mechmnistic.serve "}
+MAKE_STEPS = {"install": " -m venv ", "data": " -m mechmnistic fetch-data",
+              "server_start": " -m mechmnistic.serve "}
 
 
 def _pages(repeat: int) -> dict[str, tuple[str, str, int]]:
@@ -273,10 +274,9 @@ def main(argv: list[str] | None = None) -> None:
         pid = _wait_for_server(make, base, log)
         healthy = time.perf_counter()
         setup = {"clone_s": round(clone_s, 1), "make_run_until_healthy_s": round(healthy - start, 1)}
-        marks = [start, *(steps[step] for step in MAKE_STEPS if step in steps), healthy]
-        names = [step for step in MAKE_STEPS if step in steps]
-        setup["steps_s"] = {name: round(end - begin, 1) for name, begin, end in zip(
-            ["make_before_first_step", *names], marks, marks[1:], strict=True)}
+        begins = [(step, steps[step]) for step in MAKE_STEPS if step in steps]  # a reused .venv: no install
+        ends = [begin for _, begin in begins[1:]] + [healthy]
+        setup["steps_s"] = {step: round(end - begin, 1) for (step, begin), end in zip(begins, ends, strict=True)}
         result = {"commit": commit, "uncommitted_changes_not_measured": dirty,
                   "clone": "reused" if args.reuse else "fresh", "repeats": args.repeats,
                   "data": f"MECHMNISTIC_DATA={args.data} (verified by make run)" if args.data
