@@ -262,6 +262,12 @@ def main(argv: list[str] | None = None) -> None:
     clone_s = time.perf_counter() - start
     print(f"make run in {clone}")
 
+    if args.data:
+        data = f"MECHMNISTIC_DATA={args.data} (verified by make run)"
+    elif (clone / "data").exists():
+        data = "the reused clone's data/ (fetched by an earlier make run; verified by this one)"
+    else:
+        data = "fetched by make run, as a user's first run"
     RESULTS.mkdir(exist_ok=True)
     log, port = RESULTS / "make_run.log", free_port()
     base, steps = f"http://127.0.0.1:{port}", {}
@@ -279,8 +285,7 @@ def main(argv: list[str] | None = None) -> None:
         setup["steps_s"] = {step: round(end - begin, 1) for (step, begin), end in zip(begins, ends, strict=True)}
         result = {"commit": commit, "uncommitted_changes_not_measured": dirty,
                   "clone": "reused" if args.reuse else "fresh", "repeats": args.repeats,
-                  "data": f"MECHMNISTIC_DATA={args.data} (verified by make run)" if args.data
-                  else "fetched by make run, as a user's first run", "setup": setup}
+                  "data": data, "setup": setup}
         result.update(_browse(base, pid, args.repeats))
         result["server_peak_mb"] = round(peak_memory_mb(pid), 1)
     finally:
