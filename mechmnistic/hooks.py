@@ -121,6 +121,18 @@ class _Buffers:
         return record
 
 
+#: The most bytes one hook's tensor may take for one batch of a dataset pass: batches shrink for wide
+#: layers (the PyTorch example's conv2 holds 147 KB per image), so a pass's memory never grows with the model.
+BATCH_BYTES = 64 * 2**20
+
+
+def safe_batch_size(model: MNISTNet, batch_size: int) -> int:
+    """``batch_size``, or fewer images so that no hook's tensor exceeds ``BATCH_BYTES`` for a batch."""
+    widest = max(int(np.prod(shape)) for layer in model.layout
+                 for shape in (layer.input_shape, layer.pre_shape, layer.output_shape))
+    return max(16, min(batch_size, BATCH_BYTES // (4 * widest)))
+
+
 def run_with_cache(
     model: MNISTNet,
     images: np.ndarray | torch.Tensor,
@@ -132,8 +144,10 @@ def run_with_cache(
     ``images``: uint8 ``[N, 28, 28]`` (as ``load_mnist`` returns) or float in
     [0, 1]; the model's own normalisation is applied. ``names`` restricts what
     is kept (default: every hook name). Runs in eval mode without gradients,
-    in batches of ``batch_size``. Returns ``(logits [N, n_classes], cache)``.
+    in batches of at most ``batch_size`` (fewer for wide models:
+    ``safe_batch_size``). Returns ``(logits [N, n_classes], cache)``.
     """
+    batch_size = safe_batch_size(model, batch_size)
     if (images.dim() if isinstance(images, torch.Tensor) else np.ndim(images)) == 2:
         images = images[None]  # a single image
     to_pixels(images[:1])  # fail on a bad shape or dtype before any hook is attached

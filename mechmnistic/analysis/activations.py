@@ -19,7 +19,7 @@ import torch
 
 from ..cache import cached, is_cached
 from ..data import Split, load_mnist
-from ..hooks import run_with_cache
+from ..hooks import eval_mode, forward_to, run_with_cache, safe_batch_size, to_pixels
 from ..models.architectures import MNISTNet, activate
 
 
@@ -55,10 +55,13 @@ def compute_layer_activations(
     if not unit_layer.is_conv:
         _, cache = run_with_cache(model, images, names=[f"{layer}.pre", hook], batch_size=batch_size)
         return LayerActivations(layer, cache[hook].numpy(), cache[f"{layer}.pre"].numpy())
-    name, pre, argmax = f"{layer}.pre", [], []
+    pre, argmax = [], []
+    batch_size = safe_batch_size(model, batch_size)
     for start in range(0, len(images), batch_size):
-        _, cache = run_with_cache(model, images[start : start + batch_size], names=[name], batch_size=batch_size)
-        maps = cache[name]  # [B, C, H, W]
+        # Only as far as this layer: a conv layer's maps are all that is kept, and the layers after it
+        # (the PyTorch example's conv2 behind conv1) would cost most of the pass.
+        with torch.inference_mode(), eval_mode(model):
+            maps = forward_to(model, to_pixels(images[start : start + batch_size]), unit_layer.pre_hook)
         best, where = maps.flatten(2).max(dim=2)  # first maximum among ties
         width = maps.shape[3]
         pre.append(best.numpy())

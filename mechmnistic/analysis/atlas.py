@@ -56,7 +56,7 @@ DEFAULT_TOP_K = 500
 MAX_TOP_K = 2000  # clustering is quadratic in the number of examples
 _ANALYSIS = "neuron_atlas"
 #: Floats of embeddings grounded at once while building an atlas (16 Mi floats, 64 MiB).
-_CHUNK_FLOATS = 2**24
+_CHUNK_FLOATS = 2**23
 
 
 @dataclass(frozen=True)
@@ -170,13 +170,15 @@ def compute_atlas(
     per_unit = {name: np.empty(count) for name in ("explained", "mean_intra", "mean_inter")}
     n_clusters = np.empty(count, dtype=np.int64)
     units_per_chunk = max(1, _CHUNK_FLOATS // (k * 28 * 28))
-    with one_thread():  # each unit's work is a few small products: see mechmnistic.threads
-        for first in range(0, count, units_per_chunk):
-            chunk = np.arange(first, min(first + units_per_chunk, count))
-            report(first, total, f"grounding the top examples of units {first}-{chunk[-1]} in pixel space")
-            grounded = _ground(model, layer, images, np.repeat(chunk, k), indices[chunk].ravel())
-            if positions is not None:
-                positions[chunk] = grounded.found.positions.reshape(len(chunk), k, 2)
+    for first in range(0, count, units_per_chunk):
+        chunk = np.arange(first, min(first + units_per_chunk, count))
+        report(first, total, f"grounding the top examples of units {first}-{chunk[-1]} in pixel space")
+        # Grounding is large products (all threads help: a wide model's conv layers cost most here);
+        # clustering is a few small products per unit (one thread is faster: see mechmnistic.threads).
+        grounded = _ground(model, layer, images, np.repeat(chunk, k), indices[chunk].ravel())
+        if positions is not None:
+            positions[chunk] = grounded.found.positions.reshape(len(chunk), k, 2)
+        with one_thread():
             for j, unit in enumerate(chunk):
                 report(int(unit) + 1, total, f"clustering unit {unit} of {count}")
                 fit = params.estimator().fit(grounded.vectors[j * k : (j + 1) * k])
