@@ -22,7 +22,7 @@ from mechmnistic.cache import is_cached, model_fingerprint
 from mechmnistic.models.architectures import MNISTNet
 from mechmnistic.viz import classification as viz
 from mechmnistic.viz.common import digit_figure
-from ui import loaders
+from ui import linearity, loaders
 from ui.attribution_panels import panels as attribution_panels
 from ui.downloads import csv_button, npz_button
 from ui.example_picker import ChosenInput, pick_input
@@ -145,13 +145,14 @@ def _important_view(model_name: str, net: MNISTNet, final: le.FinalLayer, effect
     if explanation.units:
         titles = [f"unit {u.unit}: effect {u.effect:+.3g}" for u in explanation.units]
         st.plotly_chart(viz.important_units_figure(view.weights, view.maps, titles), key="classify_important_figure")
-        first_layer = final.unit_layer == net.layer_names[0]
+        first_layer = net.layout[final.unit_layer].index == 0
         st.caption(
             ("Upper tile: the unit's input weights in pixel space. " if first_layer else
-             "Upper tile: the unit's effective pixel weights on this input (its exact gradient with respect to "
+             "Upper tile: the unit's effective pixel weights on this input (its gradient with respect to "
              "the pixels, given which units before it are on). ")
-            + "Lower tile: the input's Hadamard embedding (pixel × weight); it sums, with the unit's effective "
-              "bias, to its pre-activation."
+            + ("Lower tile: the input's Hadamard embedding (pixel × weight); it sums, with the unit's effective "
+               "bias, to its pre-activation." if view.exact else
+               "Lower tile: the input's Hadamard embedding (pixel × weight). " + linearity.approximation_note(net))
         )
         npz_button("Download input weights and embeddings (NPZ)",
                    {"units": view.units, "input_weights": view.weights, "embeddings": view.maps,
@@ -168,12 +169,22 @@ def _important_view(model_name: str, net: MNISTNet, final: le.FinalLayer, effect
         [f"the {len(top.units)} important units", f"all {len(every.units)} units ({active} active)"]),
         key="classify_combined")
     top_sum, every_sum = top.map.sum(), every.map.sum()
-    st.caption(
-        f"Important units: pixel sum {top_sum:+.4g} + bias term {top.bias:+.4g} = "
-        f"{top_sum + top.bias:+.4g}, their total effect. All units: pixel sum {every_sum:+.4g} + bias "
-        f"term {every.bias:+.4g} + output bias {effects.bias[cls]:+.4g} = "
-        f"{every_sum + every.bias + effects.bias[cls]:+.4g}, the logit of class {cls}."
-    )
+    if every.exact:
+        st.caption(
+            f"Important units: pixel sum {top_sum:+.4g} + bias term {top.bias:+.4g} = "
+            f"{top_sum + top.bias:+.4g}, their total effect. All units: pixel sum {every_sum:+.4g} + bias "
+            f"term {every.bias:+.4g} + output bias {effects.bias[cls]:+.4g} = "
+            f"{every_sum + every.bias + effects.bias[cls]:+.4g}, the logit of class {cls}."
+        )
+    else:
+        st.caption(
+            f"Approximate (gradient × input): important units' pixel sum {top_sum:+.4g} + bias term "
+            f"{top.bias:+.4g} against their total effect {top.total_effect:+.4g} (residual {top.residual:+.4g}). "
+            f"All units: pixel sum {every_sum:+.4g} + bias term {every.bias:+.4g} + output bias "
+            f"{effects.bias[cls]:+.4g} = {every_sum + every.bias + effects.bias[cls]:+.4g}, against the logit "
+            f"{effects.logits[cls]:+.4g} of class {cls} (residual {every.residual:+.4g}). "
+            + linearity.approximation_note(net)
+        )
     npz_button("Download combined embeddings (NPZ)",
                {"important_map": top.map, "important_bias": top.bias, "important_units": top.units,
                 "all_map": every.map, "all_bias": every.bias, "output_bias": effects.bias[cls],

@@ -35,8 +35,8 @@ bound.forget_on_model_change("geometry", model_name, VIEW)
 
 left, middle, right = st.columns([2, 1, 1])
 layer = bound.select(left, "Layer", layers, "geometry_layer", "layer", layers[-2] if len(layers) > 1 else layers[0],
-                     help="Hidden layers: units after ReLU. The output layer: the logits. "
-                          "Conv layers: the max-pooled maps, flattened (what the next layer reads).")
+                     help="Hidden layers: units after their activation. The output layer: the logits. "
+                          "Conv layers: the output maps (after pooling), flattened (what the next layer reads).")
 try:
     fit = data.layer_pca(model_name, layer)
 except MechMNISTicError as exc:

@@ -19,7 +19,7 @@ from mechmnistic.analysis.cluster_stats import MAX_CLUSTERS
 from mechmnistic.data import N_DIGITS
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz import neuron as viz
-from ui import loaders, neuron_data
+from ui import linearity, loaders, neuron_data
 from ui import neuron_views as views
 from ui.links import CLUSTERS, NEURON_VIEW_PARAM, NEURON_VIEWS, ON_INPUT, READS, TOP_EXAMPLES
 from ui.params import Param, choice_param, int_param, position_param, set_params
@@ -235,11 +235,14 @@ summary[4].metric("Feature clusters", len(clusters.stats.sizes))
 if conv:
     st.caption(
         f"A conv channel is a {size}x{size} map of units sharing one kernel. "
-        + ("Taken at its maximum, its activation on an image is the map's largest value after ReLU, at the position "
-           "where it is highest on that image (each example shows where)." if position is None else
+        + ("Taken at its maximum, it is the map's largest pre-activation on an image (its activation there is the "
+           "activation function of it), at the position where it is highest on that image (each example shows "
+           "where)." if position is None else
            f"Here it is the single unit at ({position[0]}, {position[1]}): its top examples, distribution and "
            "clusters are that cell's.")
     )
+if not model.layout.exact_below(layer):
+    st.info(linearity.approximation_note(model))
 if distribution.firing_fraction == 0:
     st.info("This unit never fires on the training set (a dead unit). Its top examples are the images "
             "on which its pre-activation comes closest to zero from below.")

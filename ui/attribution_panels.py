@@ -45,7 +45,7 @@ def _open(model_name: str, layer: str, unit: int, position: tuple[int, int] | No
                    f"`{neuron_href(model_name, layer, unit, position, **link_params)}`.")
 
 
-def _checks(result: LayerAttribution, layer: str, cls: int) -> None:
+def _checks(result: LayerAttribution, layer: str, cls: int, exact: bool = True) -> None:
     """The identities behind the panel, as numbers."""
     rebuilt = float(np.abs(result.reconstruction_error[0]).max())
     gap = result.completeness_gap[0]
@@ -60,8 +60,13 @@ def _checks(result: LayerAttribution, layer: str, cls: int) -> None:
                    f"add up to each logit's change from that baseline: for class {cls} they miss it by "
                    f"{float(gap[cls]):+.4g} (of a change of {float(change[cls]):+.4g}); the largest gap over the "
                    f"classes is {float(np.abs(gap).max()):.4g}.")
-    st.caption(f"Check: each class's attributions plus what the later layers' biases contribute give its logit "
-               f"exactly (largest difference {rebuilt:.1e}). {verdict}")
+    if exact:
+        st.caption(f"Check: each class's attributions plus what the later layers' biases contribute give its logit "
+                   f"exactly (largest difference {rebuilt:.1e}). {verdict}")
+    else:
+        st.caption(f"Approximate: with smooth activations after {layer}, gradient × activation is the local linear "
+                   "approximation of each logit; with the later layers' biases it misses the logit by up to "
+                   f"{rebuilt:.3g} on this input (the residual). {verdict}")
     table = pd.DataFrame({
         "class": np.arange(len(change)), "logit": result.logits[0],
         f"logit with {layer} off": result.baseline_logits[0], "change": change,
@@ -90,7 +95,7 @@ def layer_panel(model_name: str, net: MNISTNet, image: np.ndarray, layer: str, c
     clicked = clicked_xy(event)
     if clicked is not None and 0 <= clicked[0] < per_unit.shape[1]:
         _open(model_name, layer, clicked[0], None, link_params)
-    _checks(result, layer, cls)
+    _checks(result, layer, cls, net.layout.exact_above(layer))
     if conv:
         _cells(model_name, net, image, layer, result, cls, link_params)
     csv_button(f"{layer} attributions (CSV: one row per class and {kind})", lambda: pd.DataFrame({

@@ -35,7 +35,7 @@ from mechmnistic.viz import neuron as viz
 from mechmnistic.viz.common import clicked_id, clicked_xy, digit_figure, signed_heatmap
 from mechmnistic.viz.connections import ranked_bar
 
-from . import loaders
+from . import linearity, loaders
 from .downloads import csv_button, npz_button
 from .links import neuron_href, on_input_link
 from .unit_address import ShownInput, open_unit
@@ -245,18 +245,20 @@ def on_input_section(unit: Unit, on_input: OnInput) -> None:
     where = "" if on_input.position is None else \
         (f" It is taken at ({on_input.position[0]}, {on_input.position[1]}) of its map; the box is what that cell "
          "sees, and the weights and embedding are shown inside it (they are zero outside).")
+    exact = unit.model.layout.exact_below(unit.layer)
     st.caption(
-        "The effective weights are the exact gradient of the unit's pre-activation with respect to the pixels, "
-        "given which units below it are on (for a first-layer neuron, its own weights). Embedding sum "
-        f"{total:+.4g} + effective bias {on_input.b_eff:+.4g} = {total + on_input.b_eff:+.4g}; the forward pass "
-        f"gives {on_input.pre:+.4g} (difference {abs(total + on_input.b_eff - on_input.pre):.1e}).{where}"
+        ("The effective weights are the exact gradient of the unit's pre-activation with respect to the pixels, "
+         "given which units below it are on (for a first-layer neuron, its own weights). " if exact else
+         linearity.approximation_note(unit.model) + " ")
+        + f"Embedding sum {total:+.4g} + effective bias {on_input.b_eff:+.4g} = {total + on_input.b_eff:+.4g}; "
+        + linearity.identity(unit.model, unit.layer, total + on_input.b_eff, on_input.pre) + f".{where}"
     )
     npz_button("On this input (NPZ)", lambda: {"image": on_input.image, "w_eff": on_input.w_eff,
                                                "b_eff": on_input.b_eff, "embedding": on_input.embedding,
                                                "pre_activation": on_input.pre},
                f"{unit.stem}-{on_input.shown.split}-{on_input.shown.index}.npz", key="nx_dl_on_input")
     if unit.conv:
-        with st.expander(f"Every channel of {unit.layer} on this input (after ReLU)"), one_thread():
+        with st.expander(f"Every channel of {unit.layer} on this input (after its activation)"), one_thread():
             st.plotly_chart(conv_viz.feature_maps_grid(feature_maps(unit.model, unit.layer, on_input.image),
                                                        unit.layer), key="nx_fig_all_maps")
 
@@ -341,10 +343,13 @@ def top_examples_section(unit: Unit, top: TopExamples, clusters: UnitClusters, p
     gap = float(np.abs(clusters.embeddings.sum(axis=(1, 2)) + clusters.biases - top.pre).max())
     what = "channel maximum" if unit.conv and unit.position is None else "pre-activation"
     boxes = "" if clusters.boxes is None else " The box on each is the receptive field of the cell it was taken at."
+    identity = (f"an embedding's sum plus the effective bias is the pre-activation (largest difference over the "
+                f"{params.top_k} examples: {gap:.1e})" if unit.model.layout.exact_below(unit.layer) else
+                "an embedding's sum plus the effective bias is the local linear approximation of the pre-activation "
+                f"(gradient × input; largest residual over the {params.top_k} examples: {gap:.3g})")
     st.caption(f"The {shown} training images (of the {params.top_k} analysed) with the highest {what}, each above "
                "its Hadamard embedding: every pixel times its effective input weight on that image. Red pixels push "
-               "the unit up, blue ones down; an embedding's sum plus the effective bias is the pre-activation "
-               f"(largest difference over the {params.top_k} examples: {gap:.1e}).{boxes}")
+               f"the unit up, blue ones down; {identity}.{boxes}")
     first = slice(0, shown)
     st.plotly_chart(viz.examples_figure(train.images[top.indices[first]], top.indices[first], top.labels[first],
                                         top.activations[first], clusters.embeddings[first],

@@ -248,6 +248,12 @@ class Layout:
         below it is piecewise linear. Then grounding is exact; otherwise it is gradient x input with a residual."""
         return all(layer.activation is None or layer.activation.piecewise_linear for layer in self.below(name))
 
+    def exact_above(self, name: str) -> bool:
+        """Whether the logits are exactly affine in ``name``'s output on each input's pattern: every activation
+        after it is piecewise linear. Then attribution to it (gradient x activation) adds up exactly."""
+        index = self.check(name).index
+        return all(layer.activation is None or layer.activation.piecewise_linear for layer in self.layers[index + 1 :])
+
     def nonlinearities(self) -> tuple[str, ...]:
         """The distinct activations, e.g. ``("relu",)`` or ``("tanh",)``."""
         labels = [layer.activation.label for layer in self.layers if layer.activation is not None]

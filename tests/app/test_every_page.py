@@ -81,7 +81,9 @@ def _neuron(at: AppTest, model) -> None:
 def _classify(at: AppTest, model) -> None:
     assert any(m.value.startswith("#### Predicted class") for m in at.markdown)
     earlier = {f"classify_attr_{layer}" for layer in model.layer_names[:-2]}
-    own = {EFFECTS: {"classify_effects"}, IMPORTANT: {"classify_combined"}, ACTIVATIONS: {"classify_activations"},
+    # A combined embedding needs neurons feeding the logits (conv maps feeding them have none: the page says so).
+    combined = {"classify_combined"} if not model.layout.feeds_logits.is_conv else set()
+    own = {EFFECTS: {"classify_effects"}, IMPORTANT: combined, ACTIVATIONS: {"classify_activations"},
            EARLIER: earlier}  # charts only that tab draws (none for a model without earlier layers)
     for tab, charts in _tabs(at, CLASSIFY_PANEL_PARAM, list(own)).items():
         assert charts & set().union(*own.values()) == own[tab], f"{tab}: all its own charts, no other tab's"
@@ -153,6 +155,9 @@ def imported_session():
     data = safetensors_save({k: v.contiguous() for k, v in renamed.items()})
     at.file_uploader(key="import_upload").set_value(("my_cnn.safetensors", data, "application/octet-stream")).run()
     at.radio(key="import_normalization").set_value("mnist").run()
+    # What its code says and its state dict does not: said on the page, so nothing is left to choose.
+    at.selectbox(key="import_activation").set_value("relu").run()
+    at.text_input(key="import_pool").set_value("max2").run()
     at.button(key="import_load").click().run()
     assert not at.exception
     name = at.session_state["active_model"]
@@ -161,6 +166,48 @@ def imported_session():
     assert model.layer_names == tuple(SEQUENTIAL_NAMES.values())
     assert model.config.normalization.std != 1.0
     return at, model
+
+
+#: Networks written as people write them, imported into a zoo of their own: tanh with average pooling and
+#: padding (LeNet-5, from ONNX), folded BatchNorm and padding (from the state dict), strided convolutions
+#: without pooling, and GELU (whose grounding is an approximation the pages must say is one).
+IMPORTED = {"lenet5-padded": "onnx", "batchnorm-cnn": "state dict", "strided-cnn": "state dict",
+            "gelu-mlp": "onnx"}
+
+
+@pytest.fixture(scope="module")
+def imported_zoo(tmp_path_factory):
+    """A zoo holding the ``IMPORTED`` networks, briefly trained and imported as a user would (beside the default
+    model and the challenge network, which the walkthrough always studies)."""
+    import shutil
+
+    from mechmnistic.models.importer import import_model
+    from mechmnistic.paths import zoo_root
+
+    from ..user_networks import BY_NAME, onnx_bytes, state_dict_bytes
+
+    zoo = tmp_path_factory.mktemp("imported-zoo")
+    for bundled_name in ("mlp-1x64", "challenge-cnn"):
+        shutil.copytree(zoo_root() / bundled_name, zoo / bundled_name)
+    for name, way in IMPORTED.items():
+        network = BY_NAME[name]
+        module = network.trained()
+        if way == "onnx":
+            import_model(f"{name}.onnx", name, "none", zoo=zoo, data=onnx_bytes(module))
+        else:
+            import_model(f"{name}.pt", name, "none", zoo=zoo, data=state_dict_bytes(module), **network.truth)
+    return zoo
+
+
+@pytest.mark.parametrize("page", REGISTERED)
+@pytest.mark.parametrize("name", IMPORTED)
+def test_every_page_on_imported_networks(page, name, imported_zoo, monkeypatch):
+    monkeypatch.setenv("MECHMNISTIC_MODELS", str(imported_zoo))
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.query_params["model"] = name
+    at.run()
+    assert at.session_state["active_model"] == name
+    _shown(at, page, mechmnistic.load_model(name))
 
 
 @pytest.mark.parametrize("page", REGISTERED)
@@ -182,3 +229,25 @@ def test_the_imported_models_deeper_layers_in_the_neuron_explorer(imported_sessi
         assert at.header[0].value == f"{layer} · {kind} {unit}"
         assert f"Which features.{'0' if layer == 'features.3' else '3'} units built this" in " ".join(
             m.value for m in at.markdown)
+
+
+def test_pages_say_a_smooth_networks_grounding_is_an_approximation(imported_zoo, monkeypatch):
+    """gelu-mlp: below its second layer sits a GELU, so that layer's embeddings are gradient x input: the pages
+    call it an approximation and show the residual, never "exact"."""
+    monkeypatch.setenv("MECHMNISTIC_MODELS", str(imported_zoo))
+    at = AppTest.from_file(APP, default_timeout=600)
+    at.query_params["model"] = "gelu-mlp"
+    at.run()
+    at.query_params.update({"layer": "3", "neuron": "4", NEURON_VIEW_PARAM: ON_INPUT, "test_index": "0"})
+    at.switch_page("app_pages/neuron_explorer.py").run()
+    assert not at.exception
+    captions = " ".join(c.value for c in at.caption)
+    assert "local linear approximation" in captions and "its residual is" in captions
+    assert "exact gradient" not in captions
+    assert any("With gelu activations this network is not linear" in i.value for i in at.info)
+    at.query_params.clear()
+    at.query_params.update({"model": "gelu-mlp", "test_index": "0", CLASSIFY_PANEL_PARAM: IMPORTANT})
+    at.switch_page("app_pages/classification_explorer.py").run()
+    assert not at.exception
+    combined = next(c.value for c in at.caption if "Approximate (gradient × input)" in c.value)
+    assert "residual" in combined
