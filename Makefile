@@ -12,7 +12,7 @@ PYTEST_ARGS ?=
 # HEADLESS=1: no browser window (how the tests and benchmarks serve the app; nothing else differs)
 HEADLESS ?=
 
-.PHONY: run dev test setup setup-dev data browser bench lint clean-cache
+.PHONY: run dev test setup setup-dev data browser bench lint clean-cache screenshots
 
 # The one launch of the app (mechmnistic/serve.py): its settings are .streamlit/config.toml's.
 run: setup data
@@ -50,6 +50,10 @@ browser:
 	  echo "Installing Chromium for the browser tests (Debian package)"; \
 	  SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# The README's pictures, taken by the browser test that takes them on every run of the suite.
+screenshots: setup-dev data browser
+	MECHMNISTIC_SCREENSHOTS=docs/images $(PY) -m pytest tests/app/test_screenshots.py -q
 
 bench: setup-dev data
 	$(PY) -m bench
