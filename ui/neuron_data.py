@@ -2,8 +2,9 @@
 
 The arrays come from ``mechmnistic`` (on-disk cache keyed by the weights'
 hash); here they are held once per server process (``st.cache_resource``) and
-made read-only, since every session shares them. Keys are the model's zoo name
-(a private import's name carries its fingerprint) and the analysis
+made read-only, since every session shares them. Keys are the model's name
+and its fingerprint (the weights' hash: a model replaced in the zoo under the
+same name is never shown with the old one's arrays) and the analysis
 parameters: nothing is read from globals.
 """
 
@@ -24,7 +25,7 @@ from mechmnistic.analysis.atlas import (
 )
 from mechmnistic.analysis.conv import position_activations
 from mechmnistic.analysis.neurons import TopExamples
-from mechmnistic.cache import is_cached
+from mechmnistic.cache import is_cached, model_fingerprint
 
 from . import loaders
 
@@ -38,7 +39,7 @@ def _read_only(*arrays: np.ndarray | None) -> None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _activations(model_name: str, layer: str, split: str) -> LayerActivations:
+def _activations(model_name: str, fingerprint: str, layer: str, split: str) -> LayerActivations:
     acts = layer_activations(loaders.load_model(model_name), layer, split)
     _read_only(acts.values, acts.pre, acts.argmax)
     return acts
@@ -50,11 +51,12 @@ def activations(model_name: str, layer: str, split: str = "train") -> LayerActiv
     message = "Reading activations…" if activations_are_cached(model, layer, split) else \
         f"Computing {layer} over all {SPLIT_SIZES[split]:,} {split} images (once per model, then cached)…"
     with st.spinner(message):
-        return _activations(model_name, layer, split)
+        return _activations(model_name, model_fingerprint(model), layer, split)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _position_values(model_name: str, layer: str, channel: int, position: tuple[int, int], split: str) -> np.ndarray:
+def _position_values(model_name: str, fingerprint: str, layer: str, channel: int, position: tuple[int, int],
+                     split: str) -> np.ndarray:
     values = position_activations(loaders.load_model(model_name), layer, channel, position, split)
     _read_only(values)
     return values
@@ -69,11 +71,11 @@ def position_values(model_name: str, layer: str, channel: int, position: tuple[i
         f"Computing {layer} channel {channel} at {position} over all {SPLIT_SIZES[split]:,} {split} images " \
         "(once, then cached)…"
     with st.spinner(message):
-        return _position_values(model_name, layer, channel, position, split)
+        return _position_values(model_name, model_fingerprint(model), layer, channel, position, split)
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _stored_atlas(model_name: str, layer: str, params: AtlasParameters) -> NeuronAtlas:
+def _stored_atlas(model_name: str, fingerprint: str, layer: str, params: AtlasParameters) -> NeuronAtlas:
     atlas = neuron_atlas(loaders.load_model(model_name), layer, params)
     _read_only(atlas.top_indices, atlas.top_pre, atlas.cluster_labels, atlas.n_clusters, atlas.explained,
                atlas.mean_intra, atlas.mean_inter, atlas.top_positions)
@@ -96,16 +98,16 @@ def atlas(model_name: str, layer: str, params: AtlasParameters) -> NeuronAtlas:
 
             neuron_atlas(model, layer, params, progress)
             status.update(label=f"Analysed all {units} units of {layer}", state="complete", expanded=False)
-    return _stored_atlas(model_name, layer, params)
+    return _stored_atlas(model_name, model_fingerprint(model), layer, params)
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def _unit_view(model_name: str, layer: str, unit: int, position: tuple[int, int] | None,
+def _unit_view(model_name: str, fingerprint: str, layer: str, unit: int, position: tuple[int, int] | None,
                params: AtlasParameters) -> tuple[TopExamples, UnitClusters]:
     model = loaders.load_model(model_name)
     if position is not None:
         return position_clusters(model, layer, unit, position, params)
-    stored = _stored_atlas(model_name, layer, params)
+    stored = _stored_atlas(model_name, fingerprint, layer, params)
     return stored.top_examples(unit), unit_clusters(model, stored, unit)
 
 
@@ -118,7 +120,8 @@ def unit_view(model_name: str, layer: str, unit: int, position: tuple[int, int] 
     else:
         position_values(model_name, layer, unit, position, params.split)
     with st.spinner("Grounding the top examples in pixel space…"):
-        return _unit_view(model_name, layer, unit, position, params)
+        return _unit_view(model_name, model_fingerprint(loaders.load_model(model_name)), layer, unit, position,
+                          params)
 
 
 def explorable_layers(model_name: str) -> list[str]:
