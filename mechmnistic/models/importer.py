@@ -46,6 +46,7 @@ import datetime as _dt
 import hashlib
 import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -215,10 +216,6 @@ class ImportPlan:
             fixed = {k: v for k, v in fixed.items() if k == "activation"}
         return candidates(self.recognised_layers, normalization, fixed)
 
-    def summary(self) -> str:
-        """One line: the layers with their names."""
-        return " -> ".join(f"{layer.name}" for layer in self.layers)
-
 
 def _compose(inner: Normalization, outer: Normalization) -> Normalization:
     """The graph's own input normalisation ``(x' - m2) / s2`` after the user's ``x' = (x - m1) / s1``."""
@@ -261,8 +258,6 @@ def plan_import(state: Mapping[str, torch.Tensor], source: str = "weights", dige
 
 def _naming(recognised_layers: Recognised) -> str:
     """The naming scheme in words, e.g. ``numbered attributes (convN, fcN)``."""
-    import re
-
     patterns = list(dict.fromkeys(re.sub(r"\d+", "N", m.name) for m in recognised_layers.modules))
     shown = ", ".join(patterns)
     if patterns == ["N"]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+import streamlit as st
 from safetensors.torch import save as safetensors_save
 from streamlit.testing.v1 import AppTest
 
@@ -175,8 +176,18 @@ IMPORTED = {"lenet5-padded": "onnx", "batchnorm-cnn": "state dict", "strided-cnn
             "gelu-mlp": "onnx"}
 
 
+@pytest.fixture
+def imported_zoo(imported_zoo_folder, monkeypatch):
+    """The app's zoo is ``imported_zoo_folder`` for this test; Streamlit's cached zoo listing and cards are
+    forgotten before and after (they would otherwise outlive the test by their time to live)."""
+    monkeypatch.setenv("MECHMNISTIC_MODELS", str(imported_zoo_folder))
+    st.cache_data.clear()
+    yield imported_zoo_folder
+    st.cache_data.clear()
+
+
 @pytest.fixture(scope="module")
-def imported_zoo(tmp_path_factory):
+def imported_zoo_folder(tmp_path_factory):
     """A zoo holding the ``IMPORTED`` networks, briefly trained and imported as a user would (beside the default
     model and the challenge network, which the walkthrough always studies)."""
     import shutil
@@ -201,8 +212,7 @@ def imported_zoo(tmp_path_factory):
 
 @pytest.mark.parametrize("page", REGISTERED)
 @pytest.mark.parametrize("name", IMPORTED)
-def test_every_page_on_imported_networks(page, name, imported_zoo, monkeypatch):
-    monkeypatch.setenv("MECHMNISTIC_MODELS", str(imported_zoo))
+def test_every_page_on_imported_networks(page, name, imported_zoo):
     at = AppTest.from_file(APP, default_timeout=600)
     at.query_params["model"] = name
     at.run()
@@ -231,10 +241,9 @@ def test_the_imported_models_deeper_layers_in_the_neuron_explorer(imported_sessi
             m.value for m in at.markdown)
 
 
-def test_pages_say_a_smooth_networks_grounding_is_an_approximation(imported_zoo, monkeypatch):
+def test_pages_say_a_smooth_networks_grounding_is_an_approximation(imported_zoo):
     """gelu-mlp: below its second layer sits a GELU, so that layer's embeddings are gradient x input: the pages
     call it an approximation and show the residual, never "exact"."""
-    monkeypatch.setenv("MECHMNISTIC_MODELS", str(imported_zoo))
     at = AppTest.from_file(APP, default_timeout=600)
     at.query_params["model"] = "gelu-mlp"
     at.run()

@@ -22,7 +22,7 @@ from ui.links import CLUSTERS, NEURON_VIEW_PARAM, NEURON_VIEWS, ON_INPUT, READS,
 
 from . import tabs
 from .conftest import assert_no_exception, wait_for_app
-from .test_import_page import _session, _upload, digit_mlp_bytes  # noqa: F401 (a fixture)
+from .test_import_page import _loaded, _session, _upload, digit_mlp_bytes  # noqa: F401 (a fixture)
 
 APP = "../../app.py"
 PAGE = "app_pages/neuron_explorer.py"
@@ -391,8 +391,7 @@ def test_a_deeper_layer_by_deep_link(cache_dir, bundled):
 
 
 def test_a_private_imported_model_is_explored_under_its_own_layer_names(cache_dir, digit_mlp_bytes):  # noqa: F811
-    at = _upload(_session(), "my_mlp.safetensors", digit_mlp_bytes)  # mlp-1x64's weights saved as fc1/fc2
-    at.button(key="import_load").click().run()
+    at = _loaded(_upload(_session(), "my_mlp.safetensors", digit_mlp_bytes))  # mlp-1x64 saved as fc1/fc2
     name = at.session_state["active_model"]
     at.switch_page(PAGE)
     at.query_params.update({"model": name, "layer": "fc1", "neuron": "3"})

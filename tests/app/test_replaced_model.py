@@ -13,6 +13,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pytest
 import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
@@ -38,15 +39,23 @@ def _metrics(at: AppTest) -> dict[str, str]:
     return {metric.label: metric.value for metric in at.metric}
 
 
-def test_a_replaced_model_gets_its_own_arrays(tmp_path, monkeypatch):
+@pytest.fixture
+def fresh_caches():
+    """Streamlit's caches empty before and after (the zoo listing would outlive the test's zoo)."""
+    st.cache_resource.clear()
+    st.cache_data.clear()
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
+
+
+def test_a_replaced_model_gets_its_own_arrays(tmp_path, monkeypatch, fresh_caches):
     zoo = tmp_path / "zoo"
     shutil.copytree(zoo_root() / "mlp-1x64", zoo / "mlp-1x64")
     monkeypatch.setenv("MECHMNISTIC_MODELS", str(zoo))
     monkeypatch.setenv("MECHMNISTIC_CACHE", str(tmp_path / "cache"))
     original = mechmnistic.load_model("mlp-1x64", zoo=zoo)
     mechmnistic.save_model(original, original.card.__class__(**{**original.card.__dict__, "name": "mine"}), zoo=zoo)
-    st.cache_resource.clear()
-    st.cache_data.clear()
     before = _metrics(_neuron_page(3))
 
     replaced = mechmnistic.load_model("mine", zoo=zoo)
