@@ -105,7 +105,8 @@ def firing_frequency(model: MNISTNet, dictionary: Dictionary, max_rows: int = MA
     return (counts / max(rows, 1)).numpy(), rows, len(images)
 
 
-def dictionary_quality(model: MNISTNet, dictionary: Dictionary, batch_size: int = 1000) -> DictionaryQuality:
+def dictionary_quality(model: MNISTNet, dictionary: Dictionary, batch_size: int = 1000,
+                       max_firing_rows: int = MAX_FIRING_ROWS) -> DictionaryQuality:
     """Measure ``dictionary`` on ``model`` (see the module docstring)."""
     dictionary.check_model(model)
     images = load_mnist("test").images
@@ -133,7 +134,7 @@ def dictionary_quality(model: MNISTNet, dictionary: Dictionary, batch_size: int 
             clean.append(model(batch))
             with hooks(model, {dictionary.hook: measure_and_splice}):
                 spliced.append(model(batch))
-        frequency, n_train_rows, n_train_images = firing_frequency(model, dictionary)
+        frequency, n_train_rows, n_train_images = firing_frequency(model, dictionary, max_firing_rows)
     clean_logits, spliced_logits = torch.cat(clean).double(), torch.cat(spliced).double()
     n = stats["rows"]
     total_variance = stats["sq_norm"] - float(stats["sum"].pow(2).sum()) / n

@@ -144,7 +144,8 @@ def latent_logit_effects(model: MNISTNet, dictionary: Dictionary,
             activation = forward_to(model, pixels, unit_layer.activation_hook)
             rows = dictionary.rows_of(activation)
             latents = dictionary.encode(rows)
-            error_rows = rows.double() - dictionary.decode(latents).double()
+            # In float64 throughout, so that latents, error and decoder bias add up to the rows to float64 rounding.
+            error_rows = rows.double() - (latents.double() @ dictionary.W_dec.double() + dictionary.b_dec.double())
         n, n_classes = len(pixels), model.n_classes
         positions = len(rows) // max(n, 1)
         if direct:

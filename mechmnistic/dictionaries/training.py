@@ -34,6 +34,7 @@ import numpy as np
 import torch
 
 from ..models.architectures import MNISTNet
+from ..models.weights_io import MAX_WEIGHTS_BYTES
 from ..threads import one_thread
 from .dictionary import KINDS, MAX_LATENTS, Dictionary, DictionaryCard, DictionaryError, validate_dictionary_id
 
@@ -119,8 +120,11 @@ class SparseAutoencoder:
                 and self.aux_coefficient >= 0):
             raise DictionaryError(f"the AuxK coefficient must be a number >= 0, got {self.aux_coefficient!r}")
         _whole("the seed", self.random_state, 0, MAX_SEED)
-        if d_in is not None and n * d_in * 2 * 4 > 256 * 2**20:
-            raise DictionaryError(f"{n} latents on {d_in} units would be over 256 MiB of weights; use fewer latents")
+        if d_in is not None and _weights_bytes(n, d_in) > MAX_WEIGHTS_BYTES:
+            most = (MAX_WEIGHTS_BYTES // 4 - d_in) // (2 * d_in + 1)
+            raise DictionaryError(f"{n} latents on {d_in} units would be {_weights_bytes(n, d_in) / 2**20:.0f} MiB of "
+                                  f"weights, over the {MAX_WEIGHTS_BYTES // 2**20} MiB limit for weights files; "
+                                  f"use at most {most}")
 
     def fit(self, rows: torch.Tensor | np.ndarray, progress: Progress | None = None) -> SparseAutoencoder:
         """Train on ``rows`` float ``[N, d_in]``; returns self."""
@@ -229,6 +233,11 @@ class SparseAutoencoder:
         return Dictionary(self.W_enc_, self.b_enc_, self.W_dec_, self.b_dec_, card)
 
 
+def _weights_bytes(n_latents: int, d_in: int) -> int:
+    """The size of ``sae_weights.safetensors`` (float32 tensors; the header is small)."""
+    return 4 * (2 * n_latents * d_in + n_latents + d_in)
+
+
 def _whole(name: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or not low <= int(value) <= high:
         raise DictionaryError(f"{name} must be a whole number in {low}..{high}, got {value!r}")
@@ -297,6 +306,7 @@ class TrainingSettings:
     """What ``train_dictionary`` was asked for, as stored on the card (besides the trainer's own parameters)."""
 
     split: str = "train"
+    images: str = "all"
     max_conv_rows: int = MAX_CONV_ROWS
 
     def to_dict(self) -> dict[str, Any]:
@@ -306,8 +316,10 @@ class TrainingSettings:
 def train_dictionary(
     model: MNISTNet, layer: str, trainer: SparseAutoencoder, dictionary_id: str | None = None,
     progress: Progress | None = None, measure: bool = True, description: str = "",
+    images: np.ndarray | None = None,
 ) -> Dictionary:
-    """Train ``trainer`` on ``layer``'s activations over the training split; a ``Dictionary`` with its card.
+    """Train ``trainer`` on ``layer``'s activations over the training split (or over ``images``, uint8
+    ``[N, 28, 28]``, e.g. a subset for a quick look); a ``Dictionary`` with its card.
 
     The card holds the trainer's parameters and seed, what it read, how long
     it took, the model's weight fingerprint and (with ``measure``) the
@@ -322,7 +334,7 @@ def train_dictionary(
     dictionary_id = validate_dictionary_id(dictionary_id or default_dictionary_id(layer, trainer.kind,
                                                                                    trainer.n_latents))
     model_name = getattr(getattr(model, "card", None), "name", "unnamed")
-    settings = TrainingSettings()
+    settings = TrainingSettings(images="all" if images is None else f"{len(images)} given")
     # Stages on one scale: 1 for the activations, the trainer's steps, and (with measure) 1 for the quality.
     total = trainer.steps + 1 + (1 if measure else 0)
     started = time.perf_counter()
@@ -332,7 +344,7 @@ def train_dictionary(
             progress(done, total, message)
 
     report(0, f"reading {layer}'s activations over the training set")
-    data = training_rows(model, layer, max_rows=settings.max_conv_rows, seed=trainer.random_state)
+    data = training_rows(model, layer, images, max_rows=settings.max_conv_rows, seed=trainer.random_state)
     read_seconds = time.perf_counter() - started
 
     def on_step(done: int, _steps: int, message: str) -> None:
