@@ -34,12 +34,14 @@ from mechmnistic.analysis.latents import (
     LatentActivations,
     basis_activations,
     compute_latent_activations,
+    cross_talk,
     latent_activations,
     latent_activations_are_cached,
     latent_effective_weights,
     layer_bases,
     region_purity,
     resolve_basis,
+    units_needed,
 )
 from mechmnistic.analysis.splicing import (
     ablate_latents,
@@ -558,3 +560,11 @@ def test_cli_argument_types_are_one_line(args, message, tmp_path, monkeypatch):
                              *[x for pair in base.items() for x in pair])
     assert code == 2 and out == "" and message in err.strip().splitlines()[-1]
     assert not os.listdir(tmp_path)
+
+
+def test_cross_talk_and_units_needed_by_hand():
+    values = np.array([[4.0, 1.0], [0.0, 3.0], [1.0, 1.0]])  # unit 0 a detector of region 0, unit 1 of region 1
+    purity = region_purity(values, np.array([0, 1, 2]), 3)
+    groups = {"zero": np.array([0]), "one": np.array([1])}
+    assert cross_talk(purity, groups, ("zero", 0), ("one", 1)) == pytest.approx(1 / 8)
+    np.testing.assert_array_equal(units_needed(np.array([[5.0, -4.0, 1.0], [1.0, 0.0, 0.0]]), 0.9), [2, 1])

@@ -256,3 +256,23 @@ def region_purity(values: np.ndarray, regions: np.ndarray, n_regions: int) -> Re
     with np.errstate(invalid="ignore", divide="ignore"):
         purity = np.where(total > 0, mass.max(0) / total, np.nan)
     return RegionPurity(mass, purity, mass.argmax(0))
+
+
+def cross_talk(purity: RegionPurity, groups: dict[str, np.ndarray], first: tuple[str, int],
+               second: tuple[str, int]) -> float:
+    """How much two detector groups fire on each other's region: of the firing mass that the units of
+    ``groups[first[0]]`` and ``groups[second[0]]`` put on regions ``first[1]`` and ``second[1]`` together, the
+    share that lands on the *other* group's region (0: perfectly separated detectors)."""
+    a, b = np.asarray(groups[first[0]]), np.asarray(groups[second[0]])
+    mass = purity.mass
+    both = mass[first[1], a].sum() + mass[second[1], a].sum() + mass[first[1], b].sum() + mass[second[1], b].sum()
+    crossed = mass[second[1], a].sum() + mass[first[1], b].sum()
+    return float(crossed / both) if both > 0 else float("nan")
+
+
+def units_needed(attributions: np.ndarray, share: float = 0.9) -> np.ndarray:
+    """For each row of ``attributions`` ``[N, U]`` (one unit's or latent's contribution to a logit, per image), the
+    fewest units whose absolute contributions make up ``share`` of the row's total: int64 ``[N]``."""
+    ordered = np.sort(np.abs(np.asarray(attributions, dtype=np.float64)), axis=1)[:, ::-1]
+    running = np.cumsum(ordered, axis=1)
+    return ((running < share * running[:, -1:]).sum(axis=1) + 1).astype(np.int64)
