@@ -128,6 +128,7 @@ def dictionary_quality(model: MNISTNet, dictionary: Dictionary, batch_size: int 
 
     clean, spliced = [], []
     pixels = to_pixels(images)
+    batch_size = dictionary.images_per_batch(model, batch_size)
     with one_thread(), torch.inference_mode(), eval_mode(model):
         for start in range(0, len(pixels), batch_size):
             batch = pixels[start : start + batch_size]

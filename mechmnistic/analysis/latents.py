@@ -42,7 +42,7 @@ def layer_batches(model: MNISTNet, layer: str, images: np.ndarray | torch.Tensor
     """``(start, activation)`` for each batch of ``images``: ``layer``'s activation at its ``activation_hook``
     (``[B, U]`` or ``[B, C, H, W]``), computed only as far as that hook, in eval mode without gradients."""
     hook = model.layout.check(layer).activation_hook
-    batch_size = safe_batch_size(model, batch_size)
+    batch_size = min(batch_size, safe_batch_size(model, batch_size))
     for start in range(0, len(images), batch_size):
         with torch.inference_mode(), eval_mode(model):
             yield start, forward_to(model, to_pixels(images[start : start + batch_size]), hook)
@@ -66,6 +66,7 @@ def compute_latent_activations(model: MNISTNet, dictionary: Dictionary, images: 
     dictionary.check_model(model)
     values = np.empty((len(images), dictionary.d_sae), np.float32)
     argmax = np.empty((len(images), dictionary.d_sae, 2), np.int32) if dictionary.card.is_conv else None
+    batch_size = dictionary.images_per_batch(model, batch_size)
     for start, activation in layer_batches(model, dictionary.layer, images, batch_size):
         latents = dictionary.encode(dictionary.rows_of(activation))
         stop = start + len(activation)

@@ -79,6 +79,7 @@ def run_spliced(model: MNISTNet, dictionary: Dictionary, images: np.ndarray | to
         return splice(dictionary, activation, error, edit)
 
     outputs = []
+    batch_size = dictionary.images_per_batch(model, batch_size)
     with torch.inference_mode(), eval_mode(model), hooks(model, {dictionary.hook: replace}):
         for start in range(0, len(pixels), batch_size):
             outputs.append(model(pixels[start : start + batch_size]))

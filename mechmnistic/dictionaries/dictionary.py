@@ -36,6 +36,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import json
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -59,6 +60,8 @@ CARD_VERSION = 1
 #: Our kinds and SAELens's architecture names for them.
 KINDS = {"topk": "topk", "l1": "standard"}
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: The most bytes of latents one batch of a dataset pass holds (``Dictionary.images_per_batch``).
+LATENT_BATCH_BYTES = 64 * 2**20
 #: The most latents a dictionary may have (a 512-latent dictionary of a 200-unit layer is 0.8 MB).
 MAX_LATENTS = 65536
 
@@ -321,6 +324,13 @@ class Dictionary:
             raise DictionaryMismatchError(f"dictionary {self.id} reads {self.hook} with {self.d_in} units; "
                                           f"{layer.name} does not match")
 
+    def images_per_batch(self, model: MNISTNet, batch_size: int) -> int:
+        """``batch_size``, or fewer images so that one batch's latents (``[images x positions, d_sae]`` float32)
+        stay within ``LATENT_BATCH_BYTES``: a conv layer's dictionary has a row per position."""
+        layer = model.layout[self.layer]
+        positions = int(math.prod(layer.pre_shape[1:])) if layer.is_conv else 1
+        return max(1, min(batch_size, LATENT_BATCH_BYTES // (4 * self.d_sae * positions)))
+
     # -- files ------------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {"W_enc": self.W_enc, "b_enc": self.b_enc, "W_dec": self.W_dec, "b_dec": self.b_dec}
@@ -459,6 +469,8 @@ def dictionary_summaries(model: MNISTNet, zoo: str | os.PathLike | None = None,
     whether it may be used with ``model``'s weights (``usable``). Unreadable cards are reported, not raised."""
     from ..cache import model_fingerprint
 
+    if getattr(model, "card", None) is None:
+        raise ModelNotFoundError("dictionary_summaries needs a model loaded from the zoo (with its card)")
     fingerprint = model_fingerprint(model)
     rows = []
     for dictionary_id in list_dictionaries(model.card.name, zoo, layer):
