@@ -27,11 +27,12 @@ def _commands() -> list:
         import_cmd,
         intervention_cmds,
         model_cmds,
+        sae_cmds,
         unit_cmds,
     )
 
     return [data_cmds, model_cmds, import_cmd, unit_cmds, classify_cmds, intervention_cmds, circuit_cmds,
-            geometry_cmds]
+            geometry_cmds, sae_cmds]
 
 
 def build_parser() -> argparse.ArgumentParser:

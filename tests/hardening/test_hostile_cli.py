@@ -36,6 +36,8 @@ ATLAS = ["mlp-1x64", "--layer", "layers.0", "--out", "atlas.npz"]
 ATTRIBUTE = ["mlp-1x64", "--layer", "layers.0", "--class", "3"]
 ABLATE = ["mlp-1x64", "--layer", "layers.0", "--units", "0-9", "--with", "zero"]
 PATCH = ["mlp-1x64", "--layer", "layers.0", "--units", "all", "--source", "test:1", "--target", "test:0"]
+SAE = ["sae", "train", "mlp-1x64", "--layer", "layers.0", "--latents", "64", "--kind", "topk", "--k", "4"]
+SAE_L1 = [*SAE[:-4], "--kind", "l1", "--l1", "1"]
 
 ROWS = {
     # -- model names, for each command that takes one
@@ -254,6 +256,54 @@ ROWS = {
     "featviz-jitter-negative": (["featviz", *FEATVIZ, "--jitter", "-1"], "jitter must be 0..8 pixels, got -1"),
     "featviz-seed-negative": (["featviz", *FEATVIZ, "--seed", "-1"], "seed must be a whole number in 0..2**63-1"),
     "featviz-nearest-negative": (["featviz", *FEATVIZ, "--nearest", "-1"], "--nearest must be 1..50, got -1"),
+    # -- sae (dictionaries)
+    **{f"sae-{command}-{label}": (["sae", command, name, *rest], NAME_REFUSED)
+       for command, rest in (("train", SAE[3:]), ("eval", ["--sae", "x"]), ("list", []))
+       for label, name in (("dotdot-passwd", "../../etc/passwd"), ("abs-passwd", "/etc/passwd"), ("dotdot", ".."),
+                           ("empty", ""), ("script", SCRIPT))},
+    "sae-train-model-unknown": (["sae", "train", "no-such-model", *SAE[3:]], "no model named 'no-such-model'"),
+    "sae-train-layer-unknown": ([*SAE[:4], "../layers.0", *SAE[5:]],
+                                "'../layers.0' is not a hidden layer of this model; choose one of ['layers.0']"),
+    "sae-train-layer-output": ([*SAE[:4], "layers.1", *SAE[5:]], "'layers.1' is not a hidden layer of this model"),
+    "sae-train-latents-zero": ([*SAE[:6], "0", *SAE[7:]],
+                               "the number of latents must be a whole number in 1..65536, got 0"),
+    "sae-train-latents-negative": ([*SAE[:6], "-5", *SAE[7:]],
+                                   "the number of latents must be a whole number in 1..65536, got -5"),
+    "sae-train-latents-huge": ([*SAE[:6], HUGE, *SAE[7:]], "the number of latents must be a whole number in 1..65536"),
+    "sae-train-latents-too-many-for-the-layer": (["sae", "train", "challenge-cnn", "--layer", "fc1", "--latents",
+                                                  "65536", "--kind", "topk", "--k", "4"],
+                                                 "65536 latents on 200 units would be 100 MiB of weights, over the 64 "
+                                                 "MiB limit for weights files; use at most 41837"),
+    "sae-train-k-zero": ([*SAE[:-1], "0"], "k must be a whole number in 1..65536, got 0"),
+    "sae-train-k-above-latents": ([*SAE[:-1], "65"], "k (65) must be at most the number of latents (64)"),
+    "sae-train-k-missing": (SAE[:-2], "--kind topk needs --k K (the latents active per row)"),
+    "sae-train-l1-missing": (SAE_L1[:-2], "--kind l1 needs --l1 C (the L1 coefficient, e.g. 1.0)"),
+    "sae-train-l1-nan": ([*SAE_L1[:-1], "nan"], "the L1 coefficient must be a positive number, got nan"),
+    "sae-train-l1-inf": ([*SAE_L1[:-1], "inf"], "the L1 coefficient must be a positive number, got inf"),
+    "sae-train-l1-negative": ([*SAE_L1[:-1], "-1"], "the L1 coefficient must be a positive number, got -1.0"),
+    "sae-train-l1-with-topk": ([*SAE, "--l1", "1"], "--l1 is for --kind l1; a TopK dictionary takes --k"),
+    "sae-train-k-with-l1": ([*SAE_L1, "--k", "4"], "--k is for --kind topk; an L1 dictionary takes --l1"),
+    "sae-train-seed-negative": ([*SAE, "--seed", "-1"],
+                                "the seed must be a whole number in 0..9223372036854775807, got -1"),
+    "sae-train-seed-huge": ([*SAE, "--seed", HUGE], "the seed must be a whole number in 0..9223372036854775807"),
+    "sae-train-steps-zero": ([*SAE, "--steps", "0"], "steps must be a whole number in 1..1000000, got 0"),
+    "sae-train-name-path": ([*SAE, "--name", "../../etc/passwd"], "is not a valid dictionary id"),
+    "sae-train-name-absolute": ([*SAE, "--name", "/etc/passwd"], "is not a valid dictionary id"),
+    "sae-train-name-dotdot": ([*SAE, "--name", ".."], "is not a valid dictionary id"),
+    "sae-train-name-script": ([*SAE, "--name", SCRIPT], "is not a valid dictionary id"),
+    "sae-train-name-taken": ([*SAE, "--name", "layers.0-topk512"],
+                             "mlp-1x64 already has a dictionary 'layers.0-topk512' (pass --overwrite"),
+    "sae-eval-unknown": (["sae", "eval", "mlp-1x64", "--sae", "nope"],
+                         "mlp-1x64 has no dictionary 'nope' (known: layers.0-topk512)"),
+    "sae-eval-other-models": (["sae", "eval", "challenge-cnn", "--sae", "layers.0-topk512"],
+                              "challenge-cnn has no dictionary 'layers.0-topk512' (known: fc1-topk512)"),
+    "sae-eval-id-path": (["sae", "eval", "mlp-1x64", "--sae", "../../etc/passwd"], "is not a valid dictionary id"),
+    "sae-eval-id-absolute": (["sae", "eval", "mlp-1x64", "--sae", "/etc/passwd"], "is not a valid dictionary id"),
+    "sae-eval-id-dotdot": (["sae", "eval", "mlp-1x64", "--sae", ".."], "is not a valid dictionary id"),
+    "sae-eval-id-up-to-the-model": (["sae", "eval", "mlp-1x64", "--sae", "../dictionaries"],
+                                    "is not a valid dictionary id"),
+    "sae-eval-id-script": (["sae", "eval", "mlp-1x64", "--sae", SCRIPT], "is not a valid dictionary id"),
+    "sae-list-unknown": (["sae", "list", "no-such-model"], "no model named 'no-such-model'"),
 }
 
 
