@@ -56,7 +56,7 @@ DEFAULT_TOP_K = 500
 MAX_TOP_K = 2000  # clustering is quadratic in the number of examples
 _ANALYSIS = "neuron_atlas"
 #: Floats of embeddings grounded at once while building an atlas (16 Mi floats, 64 MiB).
-_CHUNK_FLOATS = 2**23
+_CHUNK_FLOATS = 2**22
 
 
 @dataclass(frozen=True)

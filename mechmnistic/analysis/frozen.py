@@ -45,7 +45,7 @@ from ..models.layout import UnitLayer
 #: Images run forwards at once while freezing (bigger batches are slower on small machines).
 FORWARD_BATCH = 512
 #: Bound on the bytes a frozen pattern (and the target's pre-activations) may hold for one block of images.
-PATTERN_BYTES = 128 * 2**20
+PATTERN_BYTES = 64 * 2**20
 
 
 #: The fused route pays only for convolutions that read few channels. Measured per call (2 threads): a conv

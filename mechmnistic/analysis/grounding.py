@@ -65,7 +65,7 @@ from .units import UnitError, check_positions, check_units
 
 #: Bound on the floats one chunk of rows holds in gradients and gathered masks (64 MiB). Larger
 #: chunks are slower, not faster: their buffers no longer fit in cache and are re-faulted from the OS.
-DEFAULT_MAX_FLOATS = 2**24
+DEFAULT_MAX_FLOATS = 2**22
 #: Distinct images whose pattern is held while their rows are grounded (fewer for wide layers:
 #: ``frozen.images_per_block`` bounds the pattern's memory).
 IMAGES_PER_FORWARD = 4096
