@@ -8,11 +8,14 @@ URL contracts (``model`` is always the zoo name):
 
 * Neuron Explorer    ``/neuron?model=M&layer=L&neuron=U`` (conv channels: ``neuron`` is the channel; optional
   ``pos=R,C`` for the channel at one cell of its map, and ``test_index=I`` or ``train_index=I`` for the input
-  its on-one-input views show; ``view=`` one of ``NEURON_VIEWS``, the open tab)
+  its on-one-input views show; ``view=`` one of ``NEURON_VIEWS``, the open tab; ``basis=dictionary:ID`` for
+  a latent of one of the layer's dictionaries, ``neuron`` then being the latent)
 * Classification     ``/classify?model=M&test_index=I`` (or ``train_index=I`` for a training image; ``panel=`` one
   of ``CLASSIFY_PANELS`` or ``EARLIER``, the open tab)
 * Activation geometry ``/geometry?model=M&layer=L&color=...&dirs=...`` and Feature visualisation
   ``/features?model=M&layer=L&target=units&units=...`` (or ``target=directions&dirs=...``)
+* Dictionaries       ``/dictionaries?model=M&layer=L&sae=ID`` (a layer's dictionaries: quality, training,
+  sweeps, feature splitting, the polysemanticity scoreboard)
 * Ablations          ``/ablations?model=M&...`` and Hypothesis & scrubbing ``/hypothesis?model=M&...``, both
   carrying the hypothesis settings of ``ui.hypothesis_controls`` (``layer``, ``template``, ``lo``, ``hi``, ...)
 """
@@ -29,6 +32,7 @@ ABLATIONS_PAGE = "app_pages/ablations.py"
 HYPOTHESIS_PAGE = "app_pages/hypothesis.py"
 GEOMETRY_PAGE = "app_pages/geometry.py"
 FEATURES_PAGE = "app_pages/feature_viz.py"
+DICTIONARIES_PAGE = "app_pages/dictionaries.py"
 # The tabs of the two explorers: only the open one's figures are built and drawn, and the URL names it by
 # its label (so renaming a tab breaks old links). The parameter names are also the tabs' session-state keys,
 # which every page shares: they must differ between pages and from every other key.
@@ -40,7 +44,8 @@ EFFECTS, IMPORTANT = "Logit effects", "Important units"
 ACTIVATIONS, EARLIER = "Activations and weights", "Earlier layers"
 CLASSIFY_PANELS = (EFFECTS, IMPORTANT, ACTIVATIONS)  # then EARLIER (which says when a model has none)
 URL_PATHS = {NEURON_PAGE: "neuron", CLASSIFY_PAGE: "classify", ABLATIONS_PAGE: "ablations",
-             HYPOTHESIS_PAGE: "hypothesis", GEOMETRY_PAGE: "geometry", FEATURES_PAGE: "features"}
+             HYPOTHESIS_PAGE: "hypothesis", GEOMETRY_PAGE: "geometry", FEATURES_PAGE: "features",
+             DICTIONARIES_PAGE: "dictionaries"}
 
 
 def href(page: str, **params: object) -> str:
@@ -62,9 +67,16 @@ def on_input_link(input_params: dict) -> dict:
 
 
 def neuron_href(model: str, layer: str, neuron: int, pos: tuple[int, int] | None = None,
-                test_index: int | None = None, train_index: int | None = None, view: str | None = None) -> str:
+                test_index: int | None = None, train_index: int | None = None, view: str | None = None,
+                basis: str | None = None) -> str:
+    """A unit of ``layer``: a neuron or channel, or with ``basis="dictionary:ID"`` a latent of that dictionary."""
     return href(NEURON_PAGE, model=model, layer=layer, neuron=neuron, pos=None if pos is None else f"{pos[0]},{pos[1]}",
-                test_index=test_index, train_index=train_index, view=view)
+                test_index=test_index, train_index=train_index, view=view,
+                basis=None if basis in (None, "neurons") else basis)
+
+
+def dictionaries_href(model: str, layer: str | None = None, sae: str | None = None) -> str:
+    return href(DICTIONARIES_PAGE, model=model, layer=layer, sae=sae)
 
 
 def classify_href(model: str, test_index: int | None = None, train_index: int | None = None) -> str:
