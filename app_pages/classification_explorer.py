@@ -6,9 +6,10 @@ the open tab's figures are built and drawn; ``?panel=`` names it): the logit eff
 Explorer); the important units for a class with their
 input weights, the input's Hadamard embeddings, and the embeddings combined
 into one pixel map; the last hidden layer's activations and the output
-weights (the two factors of the effects); and, for deeper
-models, attribution to earlier layers. Every number comes from
-``mechmnistic.analysis.logit_effects``.
+weights (the two factors of the effects); for deeper
+models, attribution to earlier layers; and, with a dictionary of the last
+hidden layer, the logits split over its latents. Every number comes from
+``mechmnistic.analysis.logit_effects`` (and ``splicing`` for the latents).
 """
 
 import numpy as np
@@ -26,13 +27,15 @@ from ui import linearity, loaders
 from ui.attribution_panels import panels as attribution_panels
 from ui.downloads import csv_button, npz_button
 from ui.example_picker import ChosenInput, pick_input
+from ui.latent_panel import latents_panel
 from ui.links import (
     ACTIVATIONS,
     CLASSIFY_PANEL_PARAM,
-    CLASSIFY_PANELS,
+    CLASSIFY_TABS,
     EARLIER,
     EFFECTS,
     IMPORTANT,
+    LATENTS,
     NEURON_PAGE,
     go_to,
     neuron_href,
@@ -252,7 +255,7 @@ explanation = le.explain_class(net, chosen.image, effects, cls, share_percent / 
 important = [u.unit for u in explanation.units]
 
 # -- the views: one tab each, only the open one built and drawn (ui.tabs) --------------------------------
-tabs = url_tabs([*CLASSIFY_PANELS, EARLIER], CLASSIFY_PANEL_PARAM)
+tabs = url_tabs(list(CLASSIFY_TABS), CLASSIFY_PANEL_PARAM)
 if tabs[EFFECTS].open:
     with tabs[EFFECTS]:
         _effects_view(model_name, final, effects, class_names, unit_layer, chosen)
@@ -274,3 +277,6 @@ if tabs[ACTIVATIONS].open:
 if tabs[EARLIER].open:
     with tabs[EARLIER]:
         attribution_panels(model_name, net, chosen.image, cls, _neuron_params(chosen))
+if tabs[LATENTS].open:
+    with tabs[LATENTS]:
+        latents_panel(model_name, net, chosen.image, cls, share_percent / 100, _neuron_params(chosen))

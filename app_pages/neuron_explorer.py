@@ -1,7 +1,9 @@
 """Neuron Explorer: one unit of any hidden layer — what it reads, what it writes, when it fires, and why.
 
 Deep link: ``/neuron?model=M&layer=L&neuron=U`` (a conv layer's ``neuron`` is a
-channel; optional: ``pos=R,C`` for the channel at one cell of its map,
+channel; with ``basis=dictionary:ID`` it is a latent of that dictionary of the
+layer, shown with every view a neuron gets; optional: ``pos=R,C`` for the
+channel at one cell of its map,
 ``test_index``/``train_index`` for the input of the on-one-input views,
 ``top_k``, ``clusters``, ``explained``, ``show``, ``cluster``, and ``view``: the
 open tab, one of ``ui.links.NEURON_VIEWS``; only the open tab's figures are
@@ -16,10 +18,12 @@ import streamlit as st
 from mechmnistic.analysis import neurons
 from mechmnistic.analysis.atlas import DEFAULT_TOP_K, MAX_TOP_K, AtlasParameters
 from mechmnistic.analysis.cluster_stats import MAX_CLUSTERS
+from mechmnistic.analysis.latents import NEURONS
+from mechmnistic.cache import model_fingerprint
 from mechmnistic.data import N_DIGITS
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz import neuron as viz
-from ui import linearity, loaders, neuron_data
+from ui import latent_views, linearity, loaders, neuron_data
 from ui import neuron_views as views
 from ui.links import CLUSTERS, NEURON_VIEW_PARAM, NEURON_VIEWS, ON_INPUT, READS, TOP_EXAMPLES
 from ui.params import Param, choice_param, int_param, position_param, set_params
@@ -54,27 +58,34 @@ layer_param = choice_param("layer", layers, layers[0])
 layer = layer_param.value
 unit_layer = model.layout[layer]
 conv = unit_layer.is_conv
-count = unit_layer.n_units
+fingerprint = model_fingerprint(model)
+bases = neuron_data.bases(model_name, fingerprint, layer)
+basis_param = choice_param("basis", bases, NEURONS)
+basis = basis_param.value
+dictionary = None if basis == NEURONS else neuron_data.dictionary(model_name, fingerprint, layer, basis)
+count = unit_layer.n_units if dictionary is None else dictionary.d_sae
 neuron_param = int_param("neuron", 0, count - 1, 0)
-if conv:
+channel_controls = conv and dictionary is None
+if channel_controls:
     pos_param = position_param("pos", unit_layer.map_side)
 else:
-    pos_param = Param(None, f"`pos` applies to conv channels only; {layer} is fully connected."
-                      if st.query_params.get("pos") else None)
+    pos_param = Param(None, f"`pos` applies to conv channels only; {layer}'s {'latents' if dictionary else 'units'} "
+                      "are not channels." if st.query_params.get("pos") else None)
 test_param = int_param("test_index", 0, 9_999, None)
 train_param = int_param("train_index", 0, 59_999, None)
 top_k_param = int_param("top_k", 10, MAX_TOP_K, DEFAULT_TOP_K)
 clusters_param = choice_param("clusters", CLUSTER_CHOICES, AUTO)
 explained_param = int_param("explained", 5, 95, DEFAULT_EXPLAINED_PCT)
 show_param = int_param("show", 4, 64, DEFAULT_SHOW)
-for param in (layer_param, neuron_param, pos_param, test_param, train_param, top_k_param, clusters_param,
-              explained_param, show_param):
+for param in (layer_param, basis_param, neuron_param, pos_param, test_param, train_param, top_k_param,
+              clusters_param, explained_param, show_param):
     if param.problem:
         problems.append(param.problem)
 if test_param.value is not None and train_param.value is not None:
     problems.append("The link names both a test and a training image; showing the test image.")
 position = pos_param.value
 st.session_state["nx_layer"] = layer
+st.session_state["nx_basis"] = basis
 st.session_state["nx_neuron"] = neuron_param.value
 st.session_state["nx_at"] = AT_POSITION if position is not None else AT_MAXIMUM
 st.session_state["nx_top_k"] = top_k_param.value
@@ -88,12 +99,16 @@ if test_param.value is not None or train_param.value is not None:
     split = TEST if test_param.value is not None else TRAIN
     shown_input = ShownInput(split, int(test_param.value if split == TEST else train_param.value), pinned=True)
 else:
-    test_pre = (neuron_data.position_values(model_name, layer, unit_index, position, TEST) if position is not None
-                else neuron_data.activations(model_name, layer, TEST).pre[:, unit_index])
+    if dictionary is not None:
+        test_pre = neuron_data.latent_values(model_name, layer, basis, TEST).values[:, unit_index]
+    elif position is not None:
+        test_pre = neuron_data.position_values(model_name, layer, unit_index, position, TEST)
+    else:
+        test_pre = neuron_data.activations(model_name, layer, TEST).pre[:, unit_index]
     shown_input = ShownInput(TEST, int(np.argmax(test_pre)), pinned=False)
 st.session_state["nx_split"] = shown_input.split
 st.session_state["nx_index"] = shown_input.index
-if conv:
+if channel_controls:
     size = unit_layer.map_side
     if position is None:  # the row/col inputs start where the channel peaks on the shown input
         position_there = neuron_data.activations(model_name, layer, shown_input.split).argmax[shown_input.index,
@@ -115,7 +130,8 @@ def _write_url(new_unit: bool = False) -> None:
     """
     state = st.session_state
     set_params(
-        layer=state["nx_layer"], neuron=state["nx_neuron"], pos=_pos_text() if conv else None,
+        layer=state["nx_layer"], neuron=state["nx_neuron"], pos=_pos_text() if channel_controls else None,
+        basis=None if state["nx_basis"] == NEURONS else state["nx_basis"],
         top_k=None if state["nx_top_k"] == DEFAULT_TOP_K else state["nx_top_k"],
         clusters=None if state["nx_clusters"] == AUTO else state["nx_clusters"],
         explained=None if state["nx_explained"] == DEFAULT_EXPLAINED_PCT else state["nx_explained"],
@@ -142,7 +158,18 @@ def _layer_changed() -> None:
     count = net.layout[st.session_state["nx_layer"]].n_units
     st.session_state["nx_neuron"] = min(st.session_state["nx_neuron"], count - 1)
     st.session_state["nx_at"] = AT_MAXIMUM  # positions belong to the old layer's map
-    set_params(layer=st.session_state["nx_layer"], neuron=st.session_state["nx_neuron"], pos=None, cluster=None)
+    # Dictionaries belong to a layer: the new layer is shown in its neurons.
+    set_params(layer=st.session_state["nx_layer"], neuron=st.session_state["nx_neuron"], pos=None, cluster=None,
+               basis=None)
+
+
+def _basis_changed() -> None:
+    set_params(basis=None if st.session_state["nx_basis"] == NEURONS else st.session_state["nx_basis"], neuron=0,
+               pos=None, cluster=None)
+
+
+def _basis_label(name: str) -> str:
+    return "its neurons" if name == NEURONS else name.removeprefix("dictionary:") + " (latents)"
 
 
 def _input_changed() -> None:
@@ -159,17 +186,21 @@ for problem in problems:
     st.warning(problem)
 
 # -- navigation --------------------------------------------------------------------------------
-kind = "Channel" if conv else "Neuron"
-picker = st.columns([3, 2, 1, 1], vertical_alignment="bottom")
+kind = "Latent" if dictionary is not None else "Channel" if conv else "Neuron"
+picker = st.columns([3, 3, 2, 1, 1], vertical_alignment="bottom")
 picker[0].selectbox("Layer", layers, key="nx_layer", on_change=_layer_changed,
                     help="Every hidden layer, conv and fully connected, named as in the model's code.")
-picker[1].number_input(kind, min_value=0, max_value=count - 1, step=1, key="nx_neuron", on_change=_write_url,
+picker[1].selectbox("Basis", bases, key="nx_basis", on_change=_basis_changed, format_func=_basis_label,
+                    disabled=len(bases) == 1,
+                    help="The layer's own units, or the latents of one of its dictionaries (sparse autoencoders "
+                         "trained on its activations: see the Dictionaries page).")
+picker[2].number_input(kind, min_value=0, max_value=count - 1, step=1, key="nx_neuron", on_change=_write_url,
                        args=(True,), help=f"0 to {count - 1}")
-picker[2].button("◀ Previous", key="nx_prev", on_click=_step, args=(-1, count - 1),
+picker[3].button("◀ Previous", key="nx_prev", on_click=_step, args=(-1, count - 1),
                  disabled=st.session_state["nx_neuron"] <= 0, width="stretch")
-picker[3].button("Next ▶", key="nx_next", on_click=_step, args=(1, count - 1),
+picker[4].button("Next ▶", key="nx_next", on_click=_step, args=(1, count - 1),
                  disabled=st.session_state["nx_neuron"] >= count - 1, width="stretch")
-if conv:
+if channel_controls:
     where = st.columns([3, 1, 1, 2], vertical_alignment="bottom")
     where[0].radio("Take the channel at", (AT_MAXIMUM, AT_POSITION), key="nx_at", horizontal=True,
                    on_change=_write_url, args=(True,),
@@ -203,16 +234,22 @@ params = AtlasParameters(
     explained=st.session_state["nx_explained"] / 100,
 )
 shown = int(st.session_state["nx_show"])
-unit = views.Unit(model_name, model, layer, unit_index, position)
+unit = views.Unit(model_name, model, layer, unit_index, position, dictionary)
 
 # -- the unit ------------------------------------------------------------------------------------
 try:
-    train_pre = (neuron_data.activations(model_name, layer).pre[:, unit_index] if position is None
-                 else neuron_data.position_values(model_name, layer, unit_index, position))
-    top, clusters = neuron_data.unit_view(model_name, layer, unit_index, position, params)
+    if dictionary is not None:  # a latent: the same views, from its activations and its grounding
+        train_pre = neuron_data.latent_values(model_name, layer, basis).values[:, unit_index]
+        top, clusters = neuron_data.latent_view(model_name, layer, basis, unit_index, params)
+        similar_units, similarity = latent_views.similar_latents(unit)
+        on_input = views.ground_latent_on_input(unit, shown_input)
+    else:
+        train_pre = (neuron_data.activations(model_name, layer).pre[:, unit_index] if position is None
+                     else neuron_data.position_values(model_name, layer, unit_index, position))
+        top, clusters = neuron_data.unit_view(model_name, layer, unit_index, position, params)
+        similar_units, similarity = neurons.similar_neurons(model, layer, unit_index, count=5)
+        on_input = views.ground_on_input(unit, shown_input)
     distribution = neurons.distribution_from_values(train_pre, loaders.mnist("train").labels, N_DIGITS)
-    similar_units, similarity = neurons.similar_neurons(model, layer, unit_index, count=5)
-    on_input = views.ground_on_input(unit, shown_input)
 except MechMNISTicError as error:
     st.error(str(error))
     st.stop()
@@ -223,16 +260,20 @@ if cluster_param.problem:  # checked whichever tab is open, and dropped so it is
     st.query_params.pop("cluster", None)
 
 st.header(unit.name)
-bias = float(model.layer(layer).bias.detach()[unit_index])
+bias = float(model.layer(layer).bias.detach()[unit_index] if dictionary is None else dictionary.b_enc[unit_index])
 summary = st.columns(5)
 what = "its maximum over the map" if conv and position is None else "its activation"
 summary[0].metric("Fires on", f"{distribution.firing_fraction:.1%}",
                   help=f"Share of training images on which {what} is > 0")
 summary[1].metric("Mean activation", f"{distribution.mean:.3g}", help=f"std {distribution.std:.3g}")
 summary[2].metric("Max activation", f"{distribution.max:.3g}")
-summary[3].metric("Bias", f"{bias:.3g}")
+summary[3].metric("Bias" if dictionary is None else "Encoder bias", f"{bias:.3g}")
 summary[4].metric("Feature clusters", len(clusters.stats.sizes))
-if conv:
+if dictionary is not None:
+    st.caption(f"A latent of {dictionary.id}: a {dictionary.kind} sparse autoencoder with {dictionary.d_sae} latents "
+               f"trained on {layer}'s activations" + (" at every position of its map, taken here where it is largest "
+                                                       "on each image" if conv else "") + ". Its views are a neuron's.")
+elif conv:
     st.caption(
         f"A conv channel is a {size}x{size} map of units sharing one kernel. "
         + ("Taken at its maximum, it is the map's largest pre-activation on an image (its activation there is the "
@@ -241,15 +282,33 @@ if conv:
            f"Here it is the single unit at ({position[0]}, {position[1]}): its top examples, distribution and "
            "clusters are that cell's.")
     )
-if not model.layout.exact_below(layer):
+if not views.clusters_exact(unit):
     st.info(linearity.approximation_note(model))
-if distribution.firing_fraction == 0:
+if distribution.firing_fraction == 0 and dictionary is not None:
+    st.info("This latent never fires on the training set (a dead latent): its top examples are images on which "
+            "it is zero like on every other, so they say nothing about it.")
+elif distribution.firing_fraction == 0:
     st.info("This unit never fires on the training set (a dead unit). Its top examples are the images "
             "on which its pre-activation comes closest to zero from below.")
 
 # -- the views: one tab each, only the open one built and drawn (ui.tabs) --------------------------------
 tabs = url_tabs(NEURON_VIEWS, NEURON_VIEW_PARAM)
-if tabs[READS].open:
+if tabs[READS].open and dictionary is not None:
+    with tabs[READS]:
+        latent_views.reads_writes_section(unit, shown_input if shown_input.pinned else None)
+        weights_row = st.columns(3)
+        with weights_row[0]:
+            latent_views.logit_effect_section(unit)
+        with weights_row[1]:
+            st.plotly_chart(viz.activation_histogram(distribution.counts, distribution.edges,
+                                                     distribution.firing_fraction), key="nx_fig_hist")
+        with weights_row[2]:
+            st.markdown("**Similar latents** (cosine of decoder rows)")
+            for rank, (other, cosine) in enumerate(zip(similar_units, similarity, strict=True)):
+                st.button(f"latent {other} · {cosine:+.2f}", key=f"nx_similar_{rank}", on_click=_go_to_unit,
+                          args=(int(other),), help=f"cosine similarity of decoder rows {cosine:.4f}")
+        st.plotly_chart(viz.firing_by_class_figure(distribution.firing_by_class), key="nx_fig_classes")
+elif tabs[READS].open:
     with tabs[READS]:
         if conv:
             views.filters_section(unit)
@@ -291,7 +350,10 @@ if tabs[ON_INPUT].open:
                            disabled=not shown_input.pinned,
                            help="Without a chosen input, each unit shows its own top test example.")
         views.on_input_section(unit, on_input)
-        if unit.source is not None:
+        if dictionary is not None:
+            st.markdown(f"**Which {layer} units built this** (activation minus decoder bias × encoder weight)")
+            latent_views.built_from_section(unit, on_input)
+        elif unit.source is not None:
             st.markdown(f"**Which {unit.source} units built this** (activation × weight on this input)")
             views.upstream_section(unit, on_input)
 

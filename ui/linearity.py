@@ -23,9 +23,9 @@ def approximation_note(model: MNISTNet) -> str:
             "the residual (value minus approximation) is shown beside it.")
 
 
-def identity(model: MNISTNet, layer: str, approximation: float, value: float, what: str = "the forward pass") -> str:
-    """``"... = value; difference 1e-7"`` when exact below ``layer``, else the approximation and its residual."""
-    if model.layout.exact_below(layer):
+def identity(exact: bool, approximation: float, value: float, what: str = "the forward pass") -> str:
+    """``"... gives value (difference 1e-7)"`` when ``exact``, else the value and the approximation's residual."""
+    if exact:
         return f"{what} gives {value:+.4g} (difference {abs(approximation - value):.1e})"
     return (f"{what} gives {value:+.4g}: this is the local linear approximation, and its residual is "
             f"{value - approximation:+.4g}")

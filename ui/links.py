@@ -11,7 +11,7 @@ URL contracts (``model`` is always the zoo name):
   its on-one-input views show; ``view=`` one of ``NEURON_VIEWS``, the open tab; ``basis=dictionary:ID`` for
   a latent of one of the layer's dictionaries, ``neuron`` then being the latent)
 * Classification     ``/classify?model=M&test_index=I`` (or ``train_index=I`` for a training image; ``panel=`` one
-  of ``CLASSIFY_PANELS`` or ``EARLIER``, the open tab)
+  of ``CLASSIFY_TABS``, the open tab)
 * Activation geometry ``/geometry?model=M&layer=L&color=...&dirs=...`` and Feature visualisation
   ``/features?model=M&layer=L&target=units&units=...`` (or ``target=directions&dirs=...``)
 * Dictionaries       ``/dictionaries?model=M&layer=L&sae=ID`` (a layer's dictionaries: quality, training,
@@ -42,7 +42,11 @@ NEURON_VIEWS = (READS, ON_INPUT, TOP_EXAMPLES, CLUSTERS)
 CLASSIFY_PANEL_PARAM = "panel"
 EFFECTS, IMPORTANT = "Logit effects", "Important units"
 ACTIVATIONS, EARLIER = "Activations and weights", "Earlier layers"
+LATENTS = "In latents"
 CLASSIFY_PANELS = (EFFECTS, IMPORTANT, ACTIVATIONS)  # then EARLIER (which says when a model has none)
+#: Every tab, in order: a model without earlier layers or dictionaries still has those tabs (they say so), so a
+#: link's tab always exists.
+CLASSIFY_TABS = (*CLASSIFY_PANELS, EARLIER, LATENTS)
 URL_PATHS = {NEURON_PAGE: "neuron", CLASSIFY_PAGE: "classify", ABLATIONS_PAGE: "ablations",
              HYPOTHESIS_PAGE: "hypothesis", GEOMETRY_PAGE: "geometry", FEATURES_PAGE: "features",
              DICTIONARIES_PAGE: "dictionaries"}

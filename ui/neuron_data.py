@@ -19,13 +19,21 @@ from mechmnistic.analysis.atlas import (
     NeuronAtlas,
     UnitClusters,
     atlas_is_cached,
+    latent_clusters,
     neuron_atlas,
     position_clusters,
     unit_clusters,
 )
 from mechmnistic.analysis.conv import position_activations
+from mechmnistic.analysis.latents import (
+    latent_activations,
+    latent_activations_are_cached,
+    layer_bases,
+    resolve_basis,
+)
 from mechmnistic.analysis.neurons import TopExamples
 from mechmnistic.cache import is_cached, model_fingerprint
+from mechmnistic.dictionaries.dictionary import Dictionary
 
 from . import loaders
 
@@ -122,6 +130,57 @@ def unit_view(model_name: str, layer: str, unit: int, position: tuple[int, int] 
     with st.spinner("Grounding the top examples in pixel space…"):
         return _unit_view(model_name, model_fingerprint(loaders.load_model(model_name)), layer, unit, position,
                           params)
+
+
+# -- a layer's other bases: its dictionaries' latents -----------------------------------------------------
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def bases(model_name: str, fingerprint: str, layer: str) -> list[str]:
+    """``"neurons"`` and ``"dictionary:<id>"`` for each dictionary of ``layer`` trained on these weights
+    (re-read every few seconds: a dictionary trained meanwhile appears)."""
+    return layer_bases(loaders.load_model(model_name), layer)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def dictionary(model_name: str, fingerprint: str, layer: str, basis: str) -> Dictionary:
+    """The dictionary a basis names, checked against the model's weights and the layer."""
+    return resolve_basis(loaders.load_model(model_name), layer, basis)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _latent_values(model_name: str, fingerprint: str, layer: str, basis: str, split: str) -> LayerActivations:
+    values = latent_activations(loaders.load_model(model_name), dictionary(model_name, fingerprint, layer, basis),
+                                split)
+    _read_only(values.values, values.argmax)
+    return values
+
+
+def latent_values(model_name: str, layer: str, basis: str, split: str = "train") -> LayerActivations:
+    """Every latent's activation over ``split`` (``values [N, d_sae]``; a pass over the split the first time)."""
+    model = loaders.load_model(model_name)
+    fingerprint = model_fingerprint(model)
+    found = dictionary(model_name, fingerprint, layer, basis)
+    message = "Reading latent activations…" if latent_activations_are_cached(model, found, split) else \
+        f"Encoding {layer} over all {SPLIT_SIZES[split]:,} {split} images with {found.id} (once, then cached)…"
+    with st.spinner(message):
+        return _latent_values(model_name, fingerprint, layer, basis, split)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def _latent_view(model_name: str, fingerprint: str, layer: str, basis: str, latent: int,
+                 params: AtlasParameters) -> tuple[TopExamples, UnitClusters]:
+    model = loaders.load_model(model_name)
+    return latent_clusters(model, dictionary(model_name, fingerprint, layer, basis), latent, params)
+
+
+def latent_view(model_name: str, layer: str, basis: str, latent: int,
+                params: AtlasParameters) -> tuple[TopExamples, UnitClusters]:
+    """A latent's top examples and feature clusters, as ``unit_view`` gives a unit's."""
+    latent_values(model_name, layer, basis, params.split)
+    with st.spinner("Grounding the latent's top examples in pixel space…"):
+        return _latent_view(model_name, model_fingerprint(loaders.load_model(model_name)), layer, basis, latent,
+                            params)
 
 
 def explorable_layers(model_name: str) -> list[str]:

@@ -27,7 +27,9 @@ from mechmnistic.analysis.conv import (
     receptive_field_crops,
 )
 from mechmnistic.analysis.grounding import effective_weights
+from mechmnistic.analysis.latents import latent_effective_weights
 from mechmnistic.analysis.neurons import TopExamples
+from mechmnistic.dictionaries.dictionary import Dictionary
 from mechmnistic.models.architectures import MNISTNet
 from mechmnistic.threads import one_thread
 from mechmnistic.viz import conv as conv_viz
@@ -46,13 +48,24 @@ ORDERS = {"largest |weight| first": "magnitude", "most positive first": "value",
 @dataclass(frozen=True)
 class Unit:
     """The unit on the page: ``index`` of ``layer`` (a neuron, or a conv channel, at ``position``
-    ``(row, col)`` of its map or, when ``None``, at its maximum on each image)."""
+    ``(row, col)`` of its map or, when ``None``, at its maximum on each image); or, with ``dictionary``, a
+    latent of that dictionary of the layer (the layer's other basis)."""
 
     model_name: str
     model: MNISTNet
     layer: str
     index: int
     position: tuple[int, int] | None = None
+    dictionary: Dictionary | None = None
+
+    @property
+    def is_latent(self) -> bool:
+        return self.dictionary is not None
+
+    @property
+    def basis(self) -> str | None:
+        """The URL's ``basis``: ``dictionary:ID`` for a latent, ``None`` for a neuron or channel."""
+        return None if self.dictionary is None else self.dictionary.basis
 
     @property
     def conv(self) -> bool:
@@ -70,6 +83,8 @@ class Unit:
 
     @property
     def name(self) -> str:
+        if self.is_latent:
+            return f"{self.layer} · latent {self.index} of {self.dictionary.id}"
         if not self.conv:
             return f"{self.layer} · neuron {self.index}"
         where = "" if self.position is None else f" at ({self.position[0]}, {self.position[1]})"
@@ -80,13 +95,15 @@ class Unit:
         """A widget-key suffix naming this unit, so a chart's click state never outlives its unit; only
         letters, digits, ``_`` and ``-``, so the element's CSS class (``st-key-...``) is the key itself."""
         where = "" if self.position is None else f"_at_{self.position[0]}_{self.position[1]}"
-        return re.sub(r"[^A-Za-z0-9_]", "-", f"{self.layer}_{self.index}") + where
+        basis = "" if self.dictionary is None else f"{self.dictionary.id}_"
+        return re.sub(r"[^A-Za-z0-9_]", "-", f"{basis}{self.layer}_{self.index}") + where
 
     @property
     def stem(self) -> str:
         """A download file name stem."""
         where = "" if self.position is None else f"-at-{self.position[0]}-{self.position[1]}"
-        return f"{self.model_name}-{self.layer}-{self.index}{where}"
+        basis = "" if self.dictionary is None else f"-{self.dictionary.id}-latent"
+        return f"{self.model_name}-{self.layer}{basis}-{self.index}{where}"
 
 
 @dataclass(frozen=True)
@@ -102,6 +119,7 @@ class OnInput:
     w_eff: np.ndarray
     b_eff: float
     pre: float
+    exact: bool = True
 
     @property
     def embedding(self) -> np.ndarray:
@@ -118,13 +136,25 @@ def ground_on_input(unit: Unit, shown: ShownInput) -> OnInput:
     position = None if found.positions is None else tuple(int(v) for v in found.positions[0, 0])
     box = None if position is None else receptive_field(unit.model, unit.layer, position)
     return OnInput(shown, image, int(data.labels[shown.index]), position, box, found.w_eff[0, 0],
-                   float(found.b_eff[0, 0]), float(found.pre[0, 0]))
+                   float(found.b_eff[0, 0]), float(found.pre[0, 0]), found.exact)
+
+
+def ground_latent_on_input(unit: Unit, shown: ShownInput) -> OnInput:
+    """Ground a latent on the shown image (``latents.latent_effective_weights``): its encoder pre-activation."""
+    data = loaders.mnist(shown.split)
+    image = data.images[shown.index]
+    with one_thread():
+        found = latent_effective_weights(unit.model, unit.dictionary, image[None], unit.index)
+    position = None if found.positions is None else tuple(int(v) for v in found.positions[0])
+    box = None if position is None else receptive_field(unit.model, unit.layer, position)
+    return OnInput(shown, image, int(data.labels[shown.index]), position, box, found.w_eff[0], float(found.b_eff[0]),
+                   float(found.pre[0]), found.exact)
 
 
 # -- connections ---------------------------------------------------------------------------------
 
 
-def _bars_controls() -> tuple[str, int]:
+def bars_controls() -> tuple[str, int]:
     return ORDERS[st.session_state.get("nx_order", next(iter(ORDERS)))], int(st.session_state.get("nx_bars", 20))
 
 
@@ -143,7 +173,7 @@ def incoming_section(unit: Unit, on_input: OnInput) -> None:
     """The unit's weights from every unit of the previous layer, as clickable bars."""
     incoming = incoming_weights(unit.model, unit.layer, unit.index, on_input.position)
     sources = incoming.sources
-    order, count = _bars_controls()
+    order, count = bars_controls()
     fig = ranked_bar(incoming.weights, sources.labels(), f"Input weights from {sources.layer}", "weight", top=count,
                      order=order, customdata=np.arange(len(incoming.weights)))
     event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"nx_in_bars_{unit.key}")
@@ -178,7 +208,7 @@ def outgoing_section(unit: Unit) -> None:
     if unit.model.layout[target].is_final and outgoing.weights.ndim == 1:
         st.plotly_chart(viz.output_weights_figure(totals, target, True), key="nx_fig_out")
     else:
-        order, count = _bars_controls()
+        order, count = bars_controls()
         kind = unit.model.layout[target].what
         summed = outgoing.weights.ndim > 1
         title = f"Output weights to {target}" + (" (summed over cells)" if summed else "")
@@ -234,30 +264,31 @@ def on_input_section(unit: Unit, on_input: OnInput) -> None:
                              hover_label="w_eff", height=280)
     embedding = signed_heatmap(embedding, title="Its Hadamard embedding", colorbar_title="pixel ×<br>weight",
                                hover_label="pixel × weight", height=280)
-    columns = st.columns(4 if unit.conv else 3)
+    channel = unit.conv and not unit.is_latent
+    columns = st.columns(4 if channel else 3)
     columns[0].plotly_chart(digit, key="nx_fig_input")
     columns[1].plotly_chart(weights, key="nx_fig_weff")
     columns[2].plotly_chart(embedding, key="nx_fig_embedding")
-    if unit.conv:
+    if channel:
         with columns[3]:
             _feature_map(unit, on_input)
     total = float(on_input.embedding.sum(dtype=np.float64))
     where = "" if on_input.position is None else \
         (f" It is taken at ({on_input.position[0]}, {on_input.position[1]}) of its map; the box is what that cell "
          "sees, and the weights and embedding are shown inside it (they are zero outside).")
-    exact = unit.model.layout.exact_below(unit.layer)
+    what = "latent's encoder pre-activation" if unit.is_latent else "unit's pre-activation"
     st.caption(
-        ("The effective weights are the exact gradient of the unit's pre-activation with respect to the pixels, "
-         "given which units below it are on (for a first-layer neuron, its own weights). " if exact else
+        (f"The effective weights are the exact gradient of the {what} with respect to the pixels, "
+         "given which units below it are on (for a first-layer neuron, its own weights). " if on_input.exact else
          linearity.approximation_note(unit.model) + " ")
         + f"Embedding sum {total:+.4g} + effective bias {on_input.b_eff:+.4g} = {total + on_input.b_eff:+.4g}; "
-        + linearity.identity(unit.model, unit.layer, total + on_input.b_eff, on_input.pre) + f".{where}"
+        + linearity.identity(on_input.exact, total + on_input.b_eff, on_input.pre) + f".{where}"
     )
     npz_button("On this input (NPZ)", lambda: {"image": on_input.image, "w_eff": on_input.w_eff,
                                                "b_eff": on_input.b_eff, "embedding": on_input.embedding,
                                                "pre_activation": on_input.pre},
                f"{unit.stem}-{on_input.shown.split}-{on_input.shown.index}.npz", key="nx_dl_on_input")
-    if unit.conv:
+    if unit.conv and not unit.is_latent:
         with st.expander(f"Every channel of {unit.layer} on this input (after its activation)"), one_thread():
             st.plotly_chart(conv_viz.feature_maps_grid(feature_maps(unit.model, unit.layer, on_input.image),
                                                        unit.layer), key="nx_fig_all_maps")
@@ -292,7 +323,7 @@ def upstream_section(unit: Unit, on_input: OnInput) -> None:
     """Which units of the previous layer built this unit's pre-activation on the input, exactly."""
     with one_thread():
         parts = upstream_contributions(unit.model, unit.layer, unit.index, on_input.image, on_input.position)
-    _, count = _bars_controls()
+    _, count = bars_controls()
     order = parts.order()[:count]
     units, positions = _source_links(unit, on_input, parts)
     labels = parts.sources.labels()
@@ -337,14 +368,25 @@ def upstream_section(unit: Unit, on_input: OnInput) -> None:
 # -- top examples and clusters ---------------------------------------------------------------------
 
 
+def clusters_exact(unit: Unit) -> bool:
+    """Whether the unit's embeddings add up exactly: every activation below it piecewise linear (and, for a
+    latent, the layer's own, since the latent reads the layer's activation)."""
+    exact = unit.model.layout.exact_below(unit.layer)
+    if unit.is_latent:
+        own = unit.model.layout[unit.layer].activation
+        exact = exact and (own is None or own.piecewise_linear)
+    return exact
+
+
 def top_examples_section(unit: Unit, top: TopExamples, clusters: UnitClusters, params: AtlasParameters,
                          shown: int) -> None:
     train = loaders.mnist(params.split)
     gap = float(np.abs(clusters.embeddings.sum(axis=(1, 2)) + clusters.biases - top.pre).max())
-    what = "channel maximum" if unit.conv and unit.position is None else "pre-activation"
+    what = ("activation" if unit.is_latent else
+            "channel maximum" if unit.conv and unit.position is None else "pre-activation")
     boxes = "" if clusters.boxes is None else " The box on each is the receptive field of the cell it was taken at."
     identity = (f"an embedding's sum plus the effective bias is the pre-activation (largest difference over the "
-                f"{params.top_k} examples: {gap:.1e})" if unit.model.layout.exact_below(unit.layer) else
+                f"{params.top_k} examples: {gap:.1e})" if clusters_exact(unit) else
                 "an embedding's sum plus the effective bias is the local linear approximation of the pre-activation "
                 f"(gradient × input; largest residual over the {params.top_k} examples: {gap:.3g})")
     st.caption(f"The {shown} training images (of the {params.top_k} analysed) with the highest {what}, each above "

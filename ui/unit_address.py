@@ -2,7 +2,8 @@
 
 A unit is ``(layer, index)``: a neuron of a fully connected layer, or a
 channel of a conv layer, optionally at one cell of its map (``pos=R,C``;
-without it the channel is taken at its maximum on each image). The input of
+without it the channel is taken at its maximum on each image); or, with
+``basis=dictionary:ID``, a latent of one of the layer's dictionaries. The input of
 the on-one-input views is ``test_index=I`` or ``train_index=I``; without one
 the page follows the unit, showing its top test example.
 
@@ -36,15 +37,15 @@ class ShownInput:
 
 
 def open_unit(layer: str, unit: int, position: tuple[int, int] | None = None,
-              shown_input: ShownInput | None = None) -> None:
+              shown_input: ShownInput | None = None, basis: str | None = None) -> None:
     """Show another unit now: write its address into the URL and re-run.
 
     ``shown_input``: keep this input (views built on one input link onwards on the same input);
-    ``None`` keeps whatever the URL says.
+    ``None`` keeps whatever the URL says. ``basis``: ``dictionary:ID`` for a latent; ``None``, a neuron.
     """
     values: dict[str, object] = {"layer": layer, "neuron": unit,
                                  "pos": None if position is None else f"{position[0]},{position[1]}",
-                                 "cluster": None}
+                                 "cluster": None, "basis": basis}
     if shown_input is not None:
         values.update(shown_input.params())
     set_params(**values)

@@ -33,6 +33,7 @@ import numpy as np
 
 from ..cache import cached, is_cached
 from ..data import N_DIGITS, Split, load_mnist
+from ..dictionaries.dictionary import Dictionary
 from ..models.architectures import MNISTNet
 from ..threads import one_thread
 from .activations import layer_activations
@@ -46,6 +47,7 @@ from .cluster_stats import (
 )
 from .conv import position_activations, receptive_field, receptive_field_crops
 from .embeddings import Embeddings, hadamard_embeddings_pairs
+from .latents import latent_activations, latent_effective_weights
 from .neurons import TopExamples, top_indices
 from .units import UnitError, check_positions, check_units
 
@@ -292,4 +294,41 @@ def position_clusters(
         fit = params.estimator().fit(grounded.vectors)
         view = _unit_view(grounded, fit.labels_, data.labels[indices], fit.explained_)
     top = TopExamples(indices, pre[indices], np.maximum(pre[indices], 0), data.labels[indices])
+    return top, view
+
+
+def latent_clusters(
+    model: MNISTNet, dictionary: Dictionary, latent: int, params: AtlasParameters | None = None
+) -> tuple[TopExamples, UnitClusters]:
+    """Top examples and feature clusters of a dictionary's latent: a unit of the layer's other basis.
+
+    The examples are the ``top_k`` images of the split with the highest latent
+    activation (``latents.latent_activations``, cached on disk; for a conv
+    layer's dictionary, at the position where the latent is largest on each
+    image), grounded in pixels through ``latents.latent_effective_weights``
+    (its encoder pre-activation, as a unit's pre-activation is grounded) and
+    clustered as a unit's are; for a conv layer, cut to the receptive field of
+    the cell where it was taken. ``TopExamples.pre`` is the encoder
+    pre-activation, ``activations`` the latent's activation.
+    """
+    params = params or AtlasParameters()
+    latent = int(latent)
+    if not 0 <= latent < dictionary.d_sae:
+        raise UnitError(f"latent {latent} is out of range: {dictionary.id} has latents 0..{dictionary.d_sae - 1}")
+    values = latent_activations(model, dictionary, params.split)
+    data = load_mnist(params.split)
+    indices = top_indices(values.values[:, latent : latent + 1], params.top_k)[0]
+    positions = None if values.argmax is None else values.argmax[indices, latent].astype(np.int64)
+    with one_thread():
+        grounding = latent_effective_weights(model, dictionary, data.images[indices], latent, positions)
+        found = Embeddings(grounding.embeddings(data.images[indices]), grounding.b_eff, grounding.positions,
+                           grounding.exact)
+        if grounding.positions is None:
+            grounded = _Grounded(found, None, found.maps.reshape(len(indices), -1))
+        else:
+            boxes = receptive_field(model, dictionary.layer, grounding.positions)
+            grounded = _Grounded(found, boxes, receptive_field_crops(found.maps, boxes).reshape(len(indices), -1))
+        fit = params.estimator().fit(grounded.vectors)
+        view = _unit_view(grounded, fit.labels_, data.labels[indices], fit.explained_)
+    top = TopExamples(indices, grounding.pre.astype(np.float32), values.values[indices, latent], data.labels[indices])
     return top, view

@@ -111,11 +111,16 @@ def layer_bases(model: MNISTNet, layer: str) -> list[str]:
     dictionary of that layer that was trained on these weights."""
     from ..dictionaries.dictionary import dictionary_summaries
 
+    from ..models.zoo import ModelNotFoundError
+
     model.layout.check_hidden(layer)
     if getattr(model, "card", None) is None:
         return [NEURONS]
-    return [NEURONS, *(f"{_DICTIONARY}{row['id']}" for row in dictionary_summaries(model, layer=layer)
-                       if row.get("usable"))]
+    try:
+        rows = dictionary_summaries(model, layer=layer)
+    except ModelNotFoundError:  # a model held privately in a session: not in the zoo, so no dictionaries
+        return [NEURONS]
+    return [NEURONS, *(f"{_DICTIONARY}{row['id']}" for row in rows if row.get("usable"))]
 
 
 def resolve_basis(model: MNISTNet, layer: str, basis: str | Dictionary | None) -> Dictionary | None:

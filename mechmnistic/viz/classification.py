@@ -181,3 +181,31 @@ def combined_embeddings_figure(maps: np.ndarray, titles: Sequence[str], tile_px:
         height=tile_px + 20, margin=dict(l=5, r=115, t=10, b=10),  # the colour bar (see reserved_margin)
     )
     return fig
+
+
+def latent_effects_heatmap(effects: np.ndarray, latents: Sequence[int], activations: np.ndarray,
+                           rest: np.ndarray, rest_names: Sequence[str], class_names: Sequence[str],
+                           dictionary: str) -> go.Figure:
+    """The logits in a dictionary's latents: ``effects`` float ``[C, K]`` of the ``K`` active ``latents`` (with
+    their ``activations`` ``[K]``), then the columns ``rest`` ``[C, R]`` named ``rest_names`` (the error term
+    and the biases), clickable like ``logit_effects_heatmap`` (a latent's column is its position ``k``; read
+    with ``clicked_cell(event, K)``, whose ``BIAS_UNIT`` then means any of the last columns)."""
+    table = np.concatenate([np.asarray(effects, dtype=float), np.asarray(rest, dtype=float)], axis=1)
+    n_classes, width = table.shape
+    labels = [f"latent {j}" for j in latents] + list(rest_names)
+    fig = class_by_unit_heatmap(
+        table, class_names, labels,
+        f"Logit effects in {dictionary}'s latents, error and biases (each row sums to the logit)", "effect",
+        "<extra></extra>", height=110 + 26 * n_classes,
+    )
+    rows, columns = np.indices((n_classes, width))
+    count = len(latents)
+    hover = [
+        f"class {class_names[c]}, {labels[u]}<br>effect {table[c, u]:.4g}" if u >= count else
+        f"class {class_names[c]}, latent {latents[u]}<br>effect {table[c, u]:.4g}<br>activation "
+        f"{activations[u]:.4g}<br>click to open this latent"
+        for c, u in zip(rows.ravel(), columns.ravel(), strict=True)
+    ]
+    add_cell_markers(fig, np.asarray(hover, dtype=object).reshape(n_classes, width))
+    fig.update_xaxes(title="active latents, then the reconstruction error and the biases")
+    return fig

@@ -27,9 +27,11 @@ from ui.links import (
     ACTIVATIONS,
     CLASSIFY_PANEL_PARAM,
     CLASSIFY_PANELS,
+    CLASSIFY_TABS,
     EARLIER,
     EFFECTS,
     IMPORTANT,
+    LATENTS,
     NEURON_VIEW_PARAM,
     ON_INPUT,
 )
@@ -160,8 +162,10 @@ def test_every_bundled_model_renders(name, bundled, mnist_test):
     effects = next(spec for title, spec in _figures(at).items() if title.startswith("Logit effects"))
     assert _array(effects["data"][0]["z"]).shape == expected.effects.shape
     earlier = model.layer_names[:-2]
-    tabs = [*CLASSIFY_PANELS, EARLIER]  # every model has the earlier-layers tab, so a link's tab always exists
+    tabs = list(CLASSIFY_TABS)  # every model has every tab (some say they do not apply), so links' tabs exist
     assert [tab.label for tab in at.tabs] == tabs
+    # The bundled dictionaries: mlp-1x64's layers.0 and challenge-cnn's fc1 (the layers feeding the logits).
+    latent_charts = {"classify_latent_effects"} if name in ("mlp-1x64", "challenge-cnn") else set()
     attribution = {f"classify_attr_{layer}" for layer in earlier} | \
         {f"classify_attr_cells_{layer}" for layer in earlier if model.layout[layer].is_conv}  # heatmap (+ cells)
     # Each tab shows its own charts and no other tab's: input, logits, probabilities, then effects and weights;
@@ -169,7 +173,8 @@ def test_every_bundled_model_renders(name, bundled, mnist_test):
     for tab in tabs:
         charts = at.get("plotly_chart") if tab == EFFECTS else _open_tab(at, tab).get("plotly_chart")
         assert len(charts) == len({c.key for c in charts}) and \
-            {c.key for c in charts} == ALWAYS_CHARTS | TAB_CHARTS.get(tab, attribution), tab
+            {c.key for c in charts} == ALWAYS_CHARTS | (latent_charts if tab == LATENTS else
+                                                          TAB_CHARTS.get(tab, attribution)), tab
         if tab == EARLIER and not earlier:
             assert any("its attribution is the logit effects" in i.value for i in at.info)
         if tab == IMPORTANT:
@@ -194,7 +199,7 @@ def test_a_final_layer_reading_feature_maps_says_what_does_not_apply(mnist_test)
     at.slider(key="classify_share_percent").set_value(0.5).run()
     assert not at.exception
     assert _prediction_shown(at) == logit_effects(model, mnist_test.images[3]).prediction
-    assert [tab.label for tab in at.tabs] == [*CLASSIFY_PANELS, EARLIER]
+    assert [tab.label for tab in at.tabs] == list(CLASSIFY_TABS)
     assert any("do not apply" in i.value and "no Hadamard embedding" in i.value for i in at.info)
     assert "Neuron Explorer" not in at.dataframe[0].value.columns, "no links to neurons that are not neurons"
     _open_tab(at, EFFECTS)

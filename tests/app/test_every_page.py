@@ -23,6 +23,7 @@ from ui.links import (
     EARLIER,
     EFFECTS,
     IMPORTANT,
+    LATENTS,
     NEURON_VIEW_PARAM,
     NEURON_VIEWS,
     ON_INPUT,
@@ -84,8 +85,9 @@ def _classify(at: AppTest, model) -> None:
     earlier = {f"classify_attr_{layer}" for layer in model.layer_names[:-2]}
     # A combined embedding needs neurons feeding the logits (conv maps feeding them have none: the page says so).
     combined = {"classify_combined"} if not model.layout.feeds_logits.is_conv else set()
+    latents = {"classify_latent_effects"} if model.card.name in ("mlp-1x64", "challenge-cnn") else set()
     own = {EFFECTS: {"classify_effects"}, IMPORTANT: combined, ACTIVATIONS: {"classify_activations"},
-           EARLIER: earlier}  # charts only that tab draws (none for a model without earlier layers)
+           EARLIER: earlier, LATENTS: latents}  # charts only that tab draws (none where a tab does not apply)
     for tab, charts in _tabs(at, CLASSIFY_PANEL_PARAM, list(own)).items():
         assert charts & set().union(*own.values()) == own[tab], f"{tab}: all its own charts, no other tab's"
 

@@ -151,6 +151,7 @@ ROWS = {
     **{key: row for page in PAGES for key, row in model_rows(page).items()},
     # -- Neuron Explorer
     **choice(NEURON, "layer", "nx_layer", "layers.0"),
+    **choice(NEURON, "basis", "nx_basis", "neurons"),
     **whole_number(NEURON, "neuron", 0, 63, "nx_neuron", 0),
     **whole_number(NEURON, "test_index", 0, 9_999, None, None),
     **whole_number(NEURON, "train_index", 0, 59_999, None, None),
