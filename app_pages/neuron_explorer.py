@@ -308,6 +308,7 @@ if tabs[READS].open and dictionary is not None:
                 st.button(f"latent {other} · {cosine:+.2f}", key=f"nx_similar_{rank}", on_click=_go_to_unit,
                           args=(int(other),), help=f"cosine similarity of decoder rows {cosine:.4f}")
         st.plotly_chart(viz.firing_by_class_figure(distribution.firing_by_class), key="nx_fig_classes")
+        latent_views.intervention_section(unit)
 elif tabs[READS].open:
     with tabs[READS]:
         if conv:

@@ -122,3 +122,49 @@ def similar_latents(unit: Unit, count: int = 5) -> tuple[np.ndarray, np.ndarray]
     cosine[unit.index] = -np.inf
     order = np.argsort(-cosine, kind="stable")[:count]
     return order, cosine[order]
+
+
+@st.cache_data(show_spinner="Ablating over the test set…", max_entries=16)
+def _ablation(model_name: str, fingerprint: str, layer: str, basis: str, latent: int, method: str,
+              seed: int) -> pd.DataFrame:
+    from mechmnistic.analysis.latent_interventions import ablate_latents_on_split
+
+    from . import loaders, neuron_data
+
+    net = loaders.load_model(model_name)
+    result = ablate_latents_on_split(net, neuron_data.dictionary(model_name, fingerprint, layer, basis), [latent],
+                                     method, "test", seed)
+    return pd.DataFrame([row.to_dict() for row in result.by_class()])
+
+
+def intervention_section(unit: Unit) -> None:
+    """Feature visualisation of the latent (a link), and its ablation over the test set, on demand."""
+    from mechmnistic.cache import model_fingerprint
+
+    from .links import features_href
+
+    spec = f"latent:{unit.dictionary.id}:{unit.index}"
+    if not unit.conv:
+        st.markdown(f"[Feature visualisation of this latent]"
+                    f"({features_href(unit.model_name, layer=unit.layer, target='directions', dirs=spec)}): the "
+                    "input that maximises its encoder pre-activation.")
+    with st.expander("Ablate this latent over the test set"):
+        methods = ("zero", "mean") if unit.conv else ("zero", "mean", "resample")
+        columns = st.columns([2, 1, 1], vertical_alignment="bottom")
+        method = columns[0].radio("Replace it with", methods, horizontal=True, key="nx_latent_ablation",
+                                  help="With the dictionary spliced in with its error term (exactly the model), "
+                                       "the latent is set to 0, its training mean, or (resample) its value on a "
+                                       "random training image; nothing else moves.")
+        seed = int(columns[1].number_input("Seed", 0, 10_000, 0, key="nx_latent_seed",
+                                           disabled=method != "resample"))
+        if columns[2].button("Ablate", key="nx_latent_ablate") or st.session_state.get("nx_latent_shown") == (
+                unit.key, method, seed):
+            st.session_state["nx_latent_shown"] = (unit.key, method, seed)
+            table = _ablation(unit.model_name, model_fingerprint(unit.model), unit.layer, unit.basis, unit.index,
+                              method, seed)
+            shown = table.drop(columns=["mean_logit_change"])
+            st.dataframe(shown, hide_index=True, key=f"nx_latent_ablation_table_{unit.key}",
+                         column_config={c: st.column_config.NumberColumn(format="percent")
+                                        for c in ("fraction_changed", "accuracy_before", "accuracy_after")})
+            csv_button("Ablation by class (CSV)", table, f"{unit.stem}-{method}-ablation.csv",
+                       key="nx_dl_latent_ablation")

@@ -347,7 +347,7 @@ class Direction:
 
     spec: str
     name: str
-    kind: Literal["pc", "logit", "fit", "template"]
+    kind: Literal["pc", "logit", "fit", "template", "latent"]
     vector: np.ndarray
     anchor: np.ndarray | None = None
     span: tuple[float, float] = (0.0, 1.0)
@@ -565,7 +565,8 @@ _INTERVAL = re.compile(rf"^pc(\d+)=({_FLOAT})\.\.({_FLOAT})$")
 SPEC_HELP = (
     "pcK (a principal component), logit:A-B (logit difference), template:train:N / template:1-train:N / "
     "template:unit:LAYER:N "
-    "(an input's activation), fit:pcI=LO..HI[,pcJ=LO..HI]@pcK (least-squares direction of a group)"
+    "(an input's activation), fit:pcI=LO..HI[,pcJ=LO..HI]@pcK (least-squares direction of a group), "
+    "latent:DICTIONARY:J (what a dictionary latent reads)"
 )
 
 
@@ -590,6 +591,8 @@ def build_direction(model: MNISTNet, fit: LayerPCA, spec: str, progress: Progres
                                           fit.split, progress)
     if text.startswith("template:"):
         return template_direction(model, fit, _template_from_spec(model, text[len("template:"):]))
+    if text.startswith("latent:"):
+        return latent_direction(model, fit.space, text)
     if text.startswith("fit:") and text.count("@") == 1:
         box_text, along = text[len("fit:"):].split("@")
         along_match = _PC.match(along.lower())
@@ -598,6 +601,34 @@ def build_direction(model: MNISTNet, fit: LayerPCA, spec: str, progress: Progres
         return regression_direction(model, fit, parse_box(box_text), int(along_match.group(1)) - 1,
                                     progress=progress)
     raise GeometryError(f"unknown direction {str(spec)[:80]!r}; use {SPEC_HELP}")
+
+
+def latent_direction(model: MNISTNet, space: ActivationSpace, spec: str) -> Direction:
+    """``latent:DICTIONARY:J``: what latent ``J`` of one of the layer's dictionaries reads, its encoder column.
+
+    Its pre-activation is exactly ``v . a + offset`` with ``v = W_enc[:, J]`` and ``offset = b_enc[J] -
+    b_dec . v``, so feature visualisation of the direction maximises the latent's pre-activation.
+    """
+    from ..dictionaries.dictionary import DictionaryError
+    from .latents import resolve_basis
+
+    _, dictionary_id, latent = (spec.split(":", 2) + ["", ""])[:3]
+    if not latent.isdigit():
+        raise GeometryError(f"a latent direction is latent:DICTIONARY:J, got {spec[:80]!r}")
+    if space.kind != "fc":
+        raise GeometryError(f"latent directions are read in a fully connected layer's space; {space.layer}'s is "
+                            f"{space.kind}")
+    try:
+        dictionary = resolve_basis(model, space.layer, dictionary_id)
+    except DictionaryError as exc:
+        raise GeometryError(str(exc)) from None
+    j = int(latent)
+    if not 0 <= j < dictionary.d_sae:
+        raise GeometryError(f"latent {j} is out of range: {dictionary.id} has latents 0..{dictionary.d_sae - 1}")
+    vector = dictionary.W_enc[:, j].double().numpy()
+    offset = float(dictionary.b_enc[j]) - float(dictionary.b_dec.double().numpy() @ vector)
+    return Direction(f"latent:{dictionary.id}:{j}", f"latent {j} of {dictionary.id}", "latent", vector,
+                     offset=offset, note=f"exact: the latent's encoder pre-activation = v · a {offset:+.4g}")
 
 
 def build_directions(model: MNISTNet, fit: LayerPCA, specs: Sequence[str]) -> list[Direction]:

@@ -110,7 +110,6 @@ def layer_bases(model: MNISTNet, layer: str) -> list[str]:
     """The bases ``layer``'s units may be read in: ``"neurons"``, then ``"dictionary:<id>"`` for each saved
     dictionary of that layer that was trained on these weights."""
     from ..dictionaries.dictionary import dictionary_summaries
-
     from ..models.zoo import ModelNotFoundError
 
     model.layout.check_hidden(layer)

@@ -129,3 +129,27 @@ def test_a_latent_by_deep_link_and_on_to_a_neuron_it_reads(page, app_url, dictio
     assert_no_exception(page)
     assert "basis=" not in page.url
     assert page.locator("h2").first.inner_text() == f"{LAYER} · neuron {strongest}"
+
+
+def test_a_latent_is_ablated_and_visualised_from_its_page(dictionary):
+    from mechmnistic.analysis.latent_interventions import ablate_latents_on_split
+
+    latent = _a_live_latent(dictionary)
+    at = _open("app_pages/neuron_explorer.py", layer=LAYER, neuron=str(latent), basis=BASIS)
+    link = next(m.value for m in at.markdown if "Feature visualisation of this latent" in m.value)
+    assert f"dirs=latent%3A{DICTIONARY}%3A{latent}" in link and "target=directions" in link
+    at.radio(key="nx_latent_ablation").set_value("zero").run()
+    at.button(key="nx_latent_ablate").click().run()
+    assert not at.exception
+    shown = next(df.value for df in at.dataframe if "fraction_changed" in df.value.columns)
+    expected = ablate_latents_on_split(mechmnistic.load_model(MODEL), dictionary, [latent], "zero").summary()
+    total = shown[shown["group"] == "all"].iloc[0]
+    assert total["fraction_changed"] == pytest.approx(expected.fraction_changed)
+    assert total["accuracy_after"] == pytest.approx(expected.accuracy_after)
+    assert total["accuracy_before"] == pytest.approx(0.9819), "spliced with its error term, the model is exact"
+
+
+def test_feature_visualisation_of_a_latent(dictionary):
+    at = _open("app_pages/feature_viz.py", layer=LAYER, target="directions", dirs=f"latent:{DICTIONARY}:5", steps="20")
+    assert not at.exception and not at.error
+    assert "features_grid" in {chart.key for chart in at.get("plotly_chart")}
