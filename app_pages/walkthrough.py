@@ -23,7 +23,7 @@ from mechmnistic.viz.hypothesis import score_histogram_figure, score_scatter_fig
 from ui import circuit_data, loaders
 from ui import geometry as geo
 from ui import walkthrough_data as data
-from ui.links import ablations_href, features_href, geometry_href, hypothesis_href
+from ui.links import ablations_href, dictionaries_href, features_href, geometry_href, hypothesis_href
 
 REVEALED = "walkthrough_revealed"
 HYPOTHESIS = {"layer": w.LAYER, "template": w.TEMPLATE, "center": w.CENTER}
@@ -184,7 +184,34 @@ st.markdown(
 )
 
 # ------------------------------------------------------------------------------------------------ 7
-st.header("7. The answer")
+st.header("7. Dictionary features: cleaner detectors?")
+neurons_split, latents_split = data.separation(fitted)
+st.write(
+    f"A dictionary is another basis for {w.LAYER}: a sparse autoencoder trained on its activations "
+    f"({w.DICTIONARY}, 512 TopK latents). Do its latents split the band's two detectors (anti-1 below the band, 1 "
+    "above it) more cleanly than the neurons do? Measured on the same band, the same way for both:"
+)
+st.dataframe(pd.DataFrame({
+    "": ["units that fire", "anti-1 detectors (below)", "1 detectors (above)",
+         "cross-talk: the detectors' firing on the other's region", "units with ≥ 95% of their firing in one region",
+         "units making up 90% of |logit 1 − logit 0| per test image (mean)"],
+    "neurons": [f"{neurons_split.alive} of {neurons_split.units}", str(neurons_split.below), str(neurons_split.above),
+                f"{neurons_split.cross_talk:.1%}", str(neurons_split.pure), f"{neurons_split.units_for_90:.1f}"],
+    "latents": [f"{latents_split.alive} of {latents_split.units}", str(latents_split.below), str(latents_split.above),
+                f"{latents_split.cross_talk:.1%}", str(latents_split.pure), f"{latents_split.units_for_90:.1f}"],
+}), hide_index=True, key="walkthrough_dictionary")
+cleaner = latents_split.cross_talk < neurons_split.cross_talk
+st.write(
+    ("Yes, by these measures: " if cleaner else "Not by these measures: ")
+    + f"the latents' detectors put {latents_split.cross_talk:.1%} of their firing on the other region, the neurons' "
+    f"{neurons_split.cross_talk:.1%}, and {latents_split.units_for_90:.1f} latents carry 90% of a logit difference "
+    f"where {neurons_split.units_for_90:.1f} neurons do. The dictionary has more live units, which flatters the "
+    "count of pure units; the cross-talk and the units per logit difference do not reward having more. "
+    f"[Browse the latents →]({dictionaries_href(w.MODEL, w.LAYER, w.DICTIONARY)})"
+)
+
+# ------------------------------------------------------------------------------------------------ 8
+st.header("8. The answer")
 if not st.session_state.get(REVEALED):
     st.write("The model card records the rule the labels were made with. Compare it with the band above only when "
              "you are ready.")

@@ -42,8 +42,8 @@ import numpy as np, torch
 import mechmnistic as mm
 from mechmnistic.analysis import walkthrough as w
 from mechmnistic.analysis.activations import layer_activations
-from mechmnistic.analysis.hypothesis import derive_unit_groups, image_scores
-from mechmnistic.analysis.latents import cross_talk, latent_activations, region_purity, units_needed
+from mechmnistic.analysis.hypothesis import image_scores
+from mechmnistic.analysis.latents import latent_activations, units_needed
 from mechmnistic.analysis.splicing import latent_logit_weights
 from mechmnistic.analysis.templates import resolve_template
 from mechmnistic.dictionaries import SparseAutoencoder, load_dictionary, train_dictionary
@@ -63,38 +63,34 @@ result["mlp"] = {"wall_seconds": round(time.perf_counter() - start, 2),
 
 start = time.perf_counter()
 model = mm.load_model(w.MODEL)
-dictionary = load_dictionary(model, "fc1-topk512")
+dictionary = load_dictionary(model, w.DICTIONARY)
 train, test = mm.load_mnist("train"), mm.load_mnist("test")
 template = resolve_template(w.TEMPLATE).image
 band = w.fit_band(model, image_scores(train.images, template, w.CENTER), image_scores(test.images, template, w.CENTER))
+# The walkthrough's own numbers (what its step 7 shows), then the breakdowns only a benchmark reports.
+neurons, latents = w.detector_separation(model, band)
 rule = band.rule
-train_regions, test_regions = rule.regions(band.train.scores), rule.regions(band.test.scores)
-below, above = rule.region_index("below"), rule.region_index("above")
+test_regions = rule.regions(band.test.scores)
 weight = model.layer("fc2").weight.detach().double().numpy()
 direction = weight[1] - weight[0]
-latent_direction = latent_logit_weights(model, dictionary) @ np.array([-1.0, 1.0])
 test_neurons = layer_activations(model, w.LAYER, "test").values.astype(np.float64)
-bases = {"neurons": (layer_activations(model, w.LAYER, "train").values, test_neurons * direction),
-         "latents": (latent_activations(model, dictionary, "train").values,
-                     latent_activations(model, dictionary, "test").values.astype(np.float64) * latent_direction)}
+attributions = {"neurons": test_neurons * direction,
+                "latents": latent_activations(model, dictionary, "test").values.astype(np.float64)
+                * (latent_logit_weights(model, dictionary) @ np.array([-1.0, 1.0]))}
 separation = {"band": [rule.low, rule.high], "regions": list(rule.region_names)}
-for name, (values, attribution) in bases.items():
-    groups = derive_unit_groups(values, train_regions, rule)
-    purity = region_purity(values, train_regions, len(rule.region_names))
-    needed = units_needed(attribution, 0.9)
-    separation[name] = {
-        "alive": int(purity.alive.sum()), "of": int(values.shape[1]),
-        "groups": {k: int(len(v)) for k, v in groups.items()},
-        "cross_talk": cross_talk(purity, groups, ("below", below), ("above", above)),
-        "pure_95": purity.count_pure(0.95), "weighted_purity": purity.weighted_purity(),
-        "units_for_90pct_attribution_mean": float(needed.mean()),
+for split in (neurons, latents):
+    needed = units_needed(attributions[split.basis], 0.9)
+    separation[split.basis] = {
+        "alive": split.alive, "of": split.units, "groups": {"below": split.below, "above": split.above},
+        "cross_talk": split.cross_talk, "pure_95": split.pure,
+        "units_for_90pct_attribution_mean": split.units_for_90,
         "units_for_90pct_attribution_median": float(np.median(needed)),
         "units_for_90pct_attribution_by_region": {r: float(needed[test_regions == i].mean())
                                                   for i, r in enumerate(rule.region_names)}}
 rows = torch.from_numpy(test_neurons.astype(np.float32))
 error = test_neurons - dictionary.decode(dictionary.encode(rows)).double().numpy()
 separation["latents"]["error_share_of_attribution"] = float(
-    np.abs(error @ direction).sum() / np.abs(bases["latents"][1]).sum())
+    np.abs(error @ direction).sum() / np.abs(attributions["latents"]).sum())
 separation["seconds"] = round(time.perf_counter() - start, 2)
 result["challenge_fc1"] = separation
 print(json.dumps(result))

@@ -40,3 +40,13 @@ def scrub_sweep(fitted: w.BandStep) -> ScrubResult:
         return w.scrub_band(model, fitted)
     text = f"Causal scrubbing of {w.LAYER}: {len(w.TOLERANCES)} tolerances and a random baseline over 60,000 images…"
     return with_progress(text, lambda progress: w.scrub_band(model, fitted, lambda done, total: progress(done / total)))
+
+
+@st.cache_resource(show_spinner="Comparing the detectors in neurons and in the dictionary's latents…", max_entries=2)
+def _separation(fingerprint: str, _fitted: w.BandStep) -> tuple[w.Separation, w.Separation]:
+    return w.detector_separation(loaders.load_model(w.MODEL), _fitted)
+
+
+def separation(fitted: w.BandStep) -> tuple[w.Separation, w.Separation]:
+    """The band's detectors measured in ``w.LAYER``'s neurons and in its bundled dictionary's latents."""
+    return _separation(model_fingerprint(loaders.load_model(w.MODEL)), fitted)

@@ -56,7 +56,7 @@ def test_the_answer_is_hidden_until_reveal_is_clicked_and_shown_after():
     before = shown(at)
     for hidden in HIDDEN:
         assert hidden not in before, hidden
-    assert [h.value for h in at.header][-1] == "7. The answer"
+    assert [h.value for h in at.header][-1] == "8. The answer"
     at = reveal(at)
     after = shown(at)
     assert CHALLENGE_LABEL_FUNCTION["note"] in after
@@ -91,7 +91,7 @@ def test_every_step_renders_and_links_to_its_tool_with_the_same_settings():
     assert [h.value for h in at.header] == [
         "1. The model and the task", "2. The geometry of fc1", "3. What the arms' units look for",
         "4. The clue as a template", "5. A band fitted to the model", "6. Unit groups and causal scrubbing",
-        "7. The answer"]
+        "7. Dictionary features: cleaner detectors?", "8. The answer"]
     titles = list(figures(at))
     assert any(t.startswith("s(x) over the 60,000 training images") for t in titles)
     specs = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
@@ -104,6 +104,24 @@ def test_every_step_renders_and_links_to_its_tool_with_the_same_settings():
     assert "./hypothesis?model=challenge-cnn&layer=fc1&template=train%3A6&center=0.5&rule=band&fit=1" in links
     assert "tol=0.0001%2C0.001%2C0.01%2C0.03%2C0.1&seed=0&scrub=1" in links
     assert "./ablations?model=challenge-cnn&layer=fc1&template=train%3A6" in links
+    assert "./dictionaries?model=challenge-cnn&layer=fc1&sae=fc1-topk512" in links
+
+
+def test_the_dictionary_step_shows_the_cores_separation_of_the_detectors(expected, bundled):
+    band, _, _ = expected
+    neurons, latents = w.detector_separation(bundled(w.MODEL), band)
+    at = open_page(model=w.MODEL)
+    table = next(df.value for df in at.dataframe if "latents" in df.value.columns)
+    for column, split in (("neurons", neurons), ("latents", latents)):
+        shown_column = table[column].astype(str).tolist()
+        assert shown_column[0] == f"{split.alive} of {split.units}"
+        assert shown_column[1:3] == [str(split.below), str(split.above)]
+        assert shown_column[3] == f"{split.cross_talk:.1%}"
+        assert shown_column[5] == f"{split.units_for_90:.1f}"
+    assert 0 <= latents.cross_talk <= 1 and 0 <= neurons.cross_talk <= 1
+    assert neurons.units == 200 and latents.units == 512
+    verdict = "Yes, by these measures" if latents.cross_talk < neurons.cross_talk else "Not by these measures"
+    assert verdict in shown(at)
 
 
 @pytest.mark.parametrize("other", ["mlp-1x64", "cnn-digits"])
