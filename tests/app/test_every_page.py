@@ -243,21 +243,22 @@ def test_the_imported_models_deeper_layers_in_the_neuron_explorer(imported_sessi
             m.value for m in at.markdown)
 
 
-def test_pages_say_a_smooth_networks_grounding_is_an_approximation(imported_zoo):
-    """gelu-mlp: below its second layer sits a GELU, so that layer's embeddings are gradient x input: the pages
-    call it an approximation and show the residual, never "exact"."""
+@pytest.mark.parametrize(("name", "layer", "activation"), [("gelu-mlp", "3", "gelu"), ("lenet5-padded", "7", "tanh")])
+def test_pages_say_a_smooth_networks_grounding_is_an_approximation(name, layer, activation, imported_zoo):
+    """Below these layers sits a GELU or a tanh (and LeNet's average pools), so their embeddings are gradient x
+    input: the pages call it an approximation and show the residual, never "exact"."""
     at = AppTest.from_file(APP, default_timeout=600)
-    at.query_params["model"] = "gelu-mlp"
+    at.query_params["model"] = name
     at.run()
-    at.query_params.update({"layer": "3", "neuron": "4", NEURON_VIEW_PARAM: ON_INPUT, "test_index": "0"})
+    at.query_params.update({"layer": layer, "neuron": "4", NEURON_VIEW_PARAM: ON_INPUT, "test_index": "0"})
     at.switch_page("app_pages/neuron_explorer.py").run()
     assert not at.exception
     captions = " ".join(c.value for c in at.caption)
     assert "local linear approximation" in captions and "its residual is" in captions
     assert "exact gradient" not in captions
-    assert any("With gelu activations this network is not linear" in i.value for i in at.info)
+    assert any(f"With {activation} activations this network is not linear" in i.value for i in at.info)
     at.query_params.clear()
-    at.query_params.update({"model": "gelu-mlp", "test_index": "0", CLASSIFY_PANEL_PARAM: IMPORTANT})
+    at.query_params.update({"model": name, "test_index": "0", CLASSIFY_PANEL_PARAM: IMPORTANT})
     at.switch_page("app_pages/classification_explorer.py").run()
     assert not at.exception
     combined = next(c.value for c in at.caption if "Approximate (gradient × input)" in c.value)
