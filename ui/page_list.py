@@ -27,5 +27,6 @@ PAGES = (
     PageEntry("hypothesis", "Hypothesis & causal scrubbing", "science", "hypothesis"),
     PageEntry("geometry", "Activation geometry", "scatter_plot", "geometry"),
     PageEntry("feature_viz", "Feature visualisation", "palette", "features"),
+    PageEntry("dictionaries", "Dictionaries", "dictionary", "dictionaries"),
     PageEntry("walkthrough", "Walkthrough: the challenge", "explore", "walkthrough"),
 )

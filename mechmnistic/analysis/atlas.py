@@ -315,7 +315,13 @@ def latent_clusters(
     latent = int(latent)
     if not 0 <= latent < dictionary.d_sae:
         raise UnitError(f"latent {latent} is out of range: {dictionary.id} has latents 0..{dictionary.d_sae - 1}")
-    values = latent_activations(model, dictionary, params.split)
+    return latent_view(model, dictionary, latent, latent_activations(model, dictionary, params.split), params)
+
+
+def latent_view(model: MNISTNet, dictionary: Dictionary, latent: int, values, params: AtlasParameters
+                ) -> tuple[TopExamples, UnitClusters]:
+    """``latent_clusters`` given the latents' activations ``values`` (a ``LatentActivations`` over
+    ``params.split``), so a caller visiting every latent reads them once."""
     data = load_mnist(params.split)
     indices = top_indices(values.values[:, latent : latent + 1], params.top_k)[0]
     positions = None if values.argmax is None else values.argmax[indices, latent].astype(np.int64)

@@ -108,7 +108,8 @@ def latent_activations(model: MNISTNet, dictionary: Dictionary, split: Split = "
 
 def layer_bases(model: MNISTNet, layer: str) -> list[str]:
     """The bases ``layer``'s units may be read in: ``"neurons"``, then ``"dictionary:<id>"`` for each saved
-    dictionary of that layer that was trained on these weights."""
+    dictionary of that layer that was trained on these weights, the first trained first (a bundled model's
+    first is the one its docs discuss; pages offer it by default)."""
     from ..dictionaries.dictionary import dictionary_summaries
     from ..models.zoo import ModelNotFoundError
 
@@ -119,7 +120,8 @@ def layer_bases(model: MNISTNet, layer: str) -> list[str]:
         rows = dictionary_summaries(model, layer=layer)
     except ModelNotFoundError:  # a model held privately in a session: not in the zoo, so no dictionaries
         return [NEURONS]
-    return [NEURONS, *(f"{_DICTIONARY}{row['id']}" for row in rows if row.get("usable"))]
+    usable = sorted((row for row in rows if row.get("usable")), key=lambda row: (row.get("created") or "", row["id"]))
+    return [NEURONS, *(f"{_DICTIONARY}{row['id']}" for row in usable)]
 
 
 def resolve_basis(model: MNISTNet, layer: str, basis: str | Dictionary | None) -> Dictionary | None:

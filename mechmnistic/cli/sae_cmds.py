@@ -23,7 +23,8 @@ from . import emit
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("sae", help="dictionaries (sparse autoencoders) of a layer: train, eval, list",
+    p = sub.add_parser("sae", help="dictionaries (sparse autoencoders) of a layer: train, sweep, eval, list, "
+                                   "scoreboard",
                        description="Train, measure and list a model's dictionaries (sparse autoencoders of one "
                                    "layer's activations, stored in SAELens's layout beside the model).")
     commands = p.add_subparsers(dest="sae_command", metavar="SUBCOMMAND", required=True)
@@ -49,6 +50,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--json", action="store_true", help="print one JSON object")
     t.set_defaults(handler=train_cmd)
 
+    w = commands.add_parser(
+        "sweep", help="train dictionaries of several sizes on one layer (for the Pareto plot)",
+        description="Train one dictionary per size on a layer (ids LAYER-KINDN), each measured and stored as sae "
+                    "train stores one; prints each one's L0, variance explained and spliced accuracy, and which are "
+                    "on the Pareto front of L0 against variance explained.")
+    w.add_argument("model")
+    w.add_argument("--layer", required=True, help="a hidden layer, e.g. layers.0, conv2 or fc1")
+    w.add_argument("--latents", required=True, metavar="N,N,...",
+                   help="the sizes, comma-separated, e.g. 64,128,256,512,1024,2048")
+    w.add_argument("--kind", required=True, choices=["topk", "l1"])
+    w.add_argument("--k", metavar="K,K,...", help="for --kind topk: latents active per row; several, comma-separated, "
+                                                 "sweep over k (ids LAYER-topkN-kK)")
+    w.add_argument("--l1", type=float, metavar="C", help="for --kind l1: the L1 coefficient")
+    w.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
+    w.add_argument("--steps", type=int, help="training steps per dictionary (default 4000)")
+    w.add_argument("--overwrite", action="store_true", help="replace dictionaries of those ids")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    w.add_argument("--json", action="store_true", help="print one JSON object")
+    w.set_defaults(handler=sweep_cmd)
+
+    s = commands.add_parser(
+        "scoreboard", help="polysemanticity of a layer's neurons against a dictionary's latents",
+        description="For every neuron of the dictionary's layer and every latent: the entropy (bits) of the labels "
+                    "of its top-500 training examples that it fires on, its most common digit and that digit's "
+                    "share, and the number of feature clusters among its top examples' Hadamard embeddings.")
+    s.add_argument("model")
+    s.add_argument("--sae", required=True, metavar="ID", help="the dictionary's id (see sae list)")
+    s.add_argument("--json", action="store_true", help="print one JSON object (with every unit's scores)")
+    s.set_defaults(handler=scoreboard_cmd)
+
     e = commands.add_parser("eval", help="measure a stored dictionary on the test set",
                             description="Variance explained, L0, dead and dense latents, the model's accuracy and "
                                         "the spliced model's (the layer replaced by the reconstruction), and their "
@@ -64,7 +95,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     li.set_defaults(handler=list_cmd)
 
 
-def _trainer(args: argparse.Namespace):
+def _trainer(args: argparse.Namespace, latents: int | None = None):
     from ..dictionaries import SparseAutoencoder
 
     if args.kind == "topk":
@@ -78,8 +109,8 @@ def _trainer(args: argparse.Namespace):
         if args.k is not None:
             raise MechMNISTicError("--k is for --kind topk; an L1 dictionary takes --l1")
     extra: dict[str, Any] = {} if args.steps is None else {"steps": args.steps}
-    return SparseAutoencoder(kind=args.kind, n_latents=args.latents, k=args.k, l1_coefficient=args.l1,
-                             random_state=args.seed, **extra)
+    return SparseAutoencoder(kind=args.kind, n_latents=args.latents if latents is None else latents, k=args.k,
+                             l1_coefficient=args.l1, random_state=args.seed, **extra)
 
 
 def train_cmd(args: argparse.Namespace) -> int:
@@ -107,9 +138,9 @@ def train_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(model, layer: str, trainer, dictionary_id: str, progress: bool):
-    from ..dictionaries import train_dictionary
-
+def _reporter():
+    """A ``progress(done, total, message)`` for stderr: one line rewritten on a terminal, a line every 10% in a
+    log; and what to call when it is over."""
     tty = sys.stderr.isatty()
     shown = [-1]
 
@@ -121,11 +152,96 @@ def _train(model, layer: str, trainer, dictionary_id: str, progress: bool):
             shown[0] = percent
             print(f"{percent:3d}% {message}", file=sys.stderr, flush=True)
 
+    def finish() -> None:
+        if tty:
+            print(file=sys.stderr)
+
+    return report, finish
+
+
+def _train(model, layer: str, trainer, dictionary_id: str, progress: bool):
+    from ..dictionaries import train_dictionary
+
+    report, finish = _reporter()
     try:
         return train_dictionary(model, layer, trainer, dictionary_id, progress=report if progress else None)
     finally:
-        if progress and tty:
-            print(file=sys.stderr)
+        if progress:
+            finish()
+
+
+def _whole_numbers(option: str, text: str) -> list[int]:
+    try:
+        numbers = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise MechMNISTicError(f"{option} takes whole numbers separated by commas, e.g. 64,128,256; got "
+                               f"{text[:80]!r}") from None
+    if not numbers or len(set(numbers)) != len(numbers):
+        raise MechMNISTicError(f"{option} needs at least one number and none twice; got {text[:80]!r}")
+    return numbers
+
+
+def sweep_cmd(args: argparse.Namespace) -> int:
+    from ..dictionaries.sweep import pareto_front, train_sweep
+    from ..models import load_model
+
+    model = load_model(args.model)
+    layer = model.layout.check_hidden(args.layer)
+    sizes = _whole_numbers("--latents", args.latents)
+    ks = [None] if args.k is None else _whole_numbers("--k", args.k)
+    trainers = [_trainer(argparse.Namespace(**{**vars(args), "k": k}), size) for size in sizes for k in ks]
+    report, finish = _reporter()
+    try:
+        trained = train_sweep(model, layer.name, trainers, progress=None if args.no_progress else report,
+                              overwrite=args.overwrite)
+    finally:
+        if not args.no_progress:
+            finish()
+    rows = [{"id": d.id, "d_sae": d.d_sae, "k": d.k, "l0": d.card.metrics["l0"],
+             "variance_explained": d.card.metrics["variance_explained"],
+             "spliced_accuracy": d.card.metrics["spliced_accuracy"], "fit_seconds": d.card.training["fit_seconds"]}
+            for d in trained]
+    front = pareto_front([r["l0"] for r in rows], [r["variance_explained"] for r in rows])
+    for row, on_front in zip(rows, front, strict=True):
+        row["pareto"] = bool(on_front)
+
+    def human(r: dict[str, Any]) -> str:
+        lines = [f"{r['model']} {r['layer']}: {len(r['dictionaries'])} dictionaries trained and saved"]
+        for row in r["dictionaries"]:
+            spliced = row["spliced_accuracy"]
+            lines.append(f"{row['id']:<24} L0 {row['l0']:6.2f}  VE {row['variance_explained']:.4f}  spliced acc "
+                         f"{'n/a' if spliced is None else f'{spliced:.4f}'}  {row['fit_seconds']:.0f} s"
+                         f"{'  (Pareto front)' if row['pareto'] else ''}")
+        return "\n".join(lines)
+
+    emit(args, {"model": model.card.name, "layer": layer.name, "dictionaries": rows}, human)
+    return 0
+
+
+def scoreboard_cmd(args: argparse.Namespace) -> int:
+    from ..analysis.polysemanticity import latent_scoreboard, neuron_scoreboard
+    from ..dictionaries import load_dictionary
+    from ..models import load_model
+
+    model = load_model(args.model)
+    dictionary = load_dictionary(model, args.sae)
+    boards = [neuron_scoreboard(model, dictionary.layer), latent_scoreboard(model, dictionary)]
+    result = {"model": model.card.name, "layer": dictionary.layer, "sae": dictionary.id, "top_k": boards[0].top_k,
+              "bases": [{**board.summary(), "units_scored": {name: [None if isinstance(v, float) and v != v else v
+                                                                    for v in values.tolist()]
+                                                             for name, values in board.arrays().items()}}
+                        for board in boards]}
+
+    def human(r: dict[str, Any]) -> str:
+        lines = [f"{r['model']} {r['layer']}: polysemanticity from each unit's top {r['top_k']} training examples"]
+        for basis in r["bases"]:
+            lines.append(f"{basis['basis']:<28} {basis['alive']:>4} of {basis['units']:>4} fire; median label "
+                         f"entropy {basis['median_entropy_bits']:.2f} bits, median feature clusters "
+                         f"{basis['median_clusters']:g}, one-digit units {100 * basis['one_digit_share']:.0f}%")
+        return "\n".join(lines)
+
+    emit(args, result, human)
+    return 0
 
 
 def _metrics_lines(metrics: dict[str, Any]) -> list[str]:

@@ -481,5 +481,5 @@ def dictionary_summaries(model: MNISTNet, zoo: str | os.PathLike | None = None,
             continue
         rows.append({"id": card.id, "layer": card.layer, "kind": card.kind, "d_in": card.d_in, "d_sae": card.d_sae,
                      "k": card.k, "l1_coefficient": card.l1_coefficient, "metrics": card.metrics,
-                     "usable": card.model_fingerprint == fingerprint})
+                     "created": card.created, "usable": card.model_fingerprint == fingerprint})
     return rows

@@ -117,6 +117,7 @@ CHECKS = {
     "app_pages/geometry.py": _titled_with_charts("Activation geometry", "geometry_scatter", "geometry_variance",
                                                  "geometry_bars"),
     "app_pages/feature_viz.py": _titled_with_charts("Feature visualisation", "features_grid"),
+    "app_pages/dictionaries.py": _titled("Dictionaries"),
     "app_pages/walkthrough.py": _titled_with_charts("Walkthrough: the challenge", "walkthrough_pca",
                                                     "walkthrough_features", "walkthrough_sweep"),
 }

@@ -37,6 +37,7 @@ ATTRIBUTE = ["mlp-1x64", "--layer", "layers.0", "--class", "3"]
 ABLATE = ["mlp-1x64", "--layer", "layers.0", "--units", "0-9", "--with", "zero"]
 PATCH = ["mlp-1x64", "--layer", "layers.0", "--units", "all", "--source", "test:1", "--target", "test:0"]
 SAE = ["sae", "train", "mlp-1x64", "--layer", "layers.0", "--latents", "64", "--kind", "topk", "--k", "4"]
+SWEEP = ["sae", "sweep", "mlp-1x64", "--layer", "layers.0", "--latents", "8,16", "--kind", "topk", "--k", "4"]
 SAE_L1 = [*SAE[:-4], "--kind", "l1", "--l1", "1"]
 
 ROWS = {
@@ -258,7 +259,8 @@ ROWS = {
     "featviz-nearest-negative": (["featviz", *FEATVIZ, "--nearest", "-1"], "--nearest must be 1..50, got -1"),
     # -- sae (dictionaries)
     **{f"sae-{command}-{label}": (["sae", command, name, *rest], NAME_REFUSED)
-       for command, rest in (("train", SAE[3:]), ("eval", ["--sae", "x"]), ("list", []))
+       for command, rest in (("train", SAE[3:]), ("sweep", SWEEP[3:]), ("eval", ["--sae", "x"]), ("list", []),
+                             ("scoreboard", ["--sae", "x"]))
        for label, name in (("dotdot-passwd", "../../etc/passwd"), ("abs-passwd", "/etc/passwd"), ("dotdot", ".."),
                            ("empty", ""), ("script", SCRIPT))},
     "sae-train-model-unknown": (["sae", "train", "no-such-model", *SAE[3:]], "no model named 'no-such-model'"),
@@ -294,7 +296,20 @@ ROWS = {
     "sae-train-name-taken": ([*SAE, "--name", "layers.0-topk512"],
                              "mlp-1x64 already has a dictionary 'layers.0-topk512' (pass --overwrite"),
     "sae-eval-unknown": (["sae", "eval", "mlp-1x64", "--sae", "nope"],
-                         "mlp-1x64 has no dictionary 'nope' (known: layers.0-topk512)"),
+                         "mlp-1x64 has no dictionary 'nope' (known: layers.0-topk2048, layers.0-topk256, "
+                         "layers.0-topk512,"),
+    "sae-scoreboard-unknown": (["sae", "scoreboard", "mlp-1x64", "--sae", "nope"],
+                               "mlp-1x64 has no dictionary 'nope' (known: layers.0-topk2048,"),
+    "sae-sweep-latents-junk": ([*SWEEP[:6], "8,x", *SWEEP[7:]],
+                               "--latents takes whole numbers separated by commas, e.g. 64,128,256; got '8,x'"),
+    "sae-sweep-latents-twice": ([*SWEEP[:6], "8,8", *SWEEP[7:]], "--latents needs at least one number and none twice"),
+    "sae-sweep-latents-empty": ([*SWEEP[:6], ",", *SWEEP[7:]], "--latents needs at least one number and none twice"),
+    "sae-sweep-k-junk": ([*SWEEP[:-1], SCRIPT], "--k takes whole numbers separated by commas"),
+    "sae-sweep-k-above-latents": ([*SWEEP[:-1], "2,99"], "k (99) must be at most the number of latents (8)"),
+    "sae-sweep-taken": (["sae", "sweep", "mlp-1x64", "--layer", "layers.0", "--latents", "64,512", "--kind", "topk",
+                         "--k", "16"], "mlp-1x64 already has a dictionary 'layers.0-topk64'"),
+    "sae-sweep-too-many": ([*SWEEP[:6], ",".join(str(n) for n in range(1, 14)), *SWEEP[7:]],
+                           "a sweep trains 1 to 12 dictionaries, got 13"),
     "sae-eval-other-models": (["sae", "eval", "challenge-cnn", "--sae", "layers.0-topk512"],
                               "challenge-cnn has no dictionary 'layers.0-topk512' (known: fc1-topk512)"),
     "sae-eval-id-path": (["sae", "eval", "mlp-1x64", "--sae", "../../etc/passwd"], "is not a valid dictionary id"),

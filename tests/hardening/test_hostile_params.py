@@ -47,8 +47,8 @@ pytestmark = pytest.mark.slow
 APP = "../../app.py"
 ZOO, NEURON, CLASSIFY, IMPORT = "zoo", "neuron_explorer", "classification_explorer", "import_model"
 ABLATIONS, HYPOTHESIS, GEOMETRY, FEATURES = "ablations", "hypothesis", "geometry", "feature_viz"
-WALKTHROUGH = "walkthrough"
-PAGES = (ZOO, NEURON, CLASSIFY, IMPORT, ABLATIONS, HYPOTHESIS, GEOMETRY, FEATURES, WALKTHROUGH)
+WALKTHROUGH, DICTIONARIES = "walkthrough", "dictionaries"
+PAGES = (ZOO, NEURON, CLASSIFY, IMPORT, ABLATIONS, HYPOTHESIS, GEOMETRY, FEATURES, WALKTHROUGH, DICTIONARIES)
 
 SCRIPT = "<script>alert(1)</script>"
 SHELL = '"; rm -rf /'
@@ -169,6 +169,13 @@ ROWS = {
         "one-number": ("4", "`pos` must be a row and a column"),
         "non-numeric": ("a,b", "`pos` must be a row and a column"),
         "script": (SCRIPT, "`pos` must be a row and a column")}).items()},
+    # -- Dictionaries (mlp-1x64: its bundled dictionaries of layers.0, the smallest with 64 latents)
+    **choice(DICTIONARIES, "layer", "dict_layer", "layers.0"),
+    **choice(DICTIONARIES, "sae", "dict_sae", "layers.0-topk512"),
+    **choice(DICTIONARIES, "section", "section", "Quality"),
+    **choice(DICTIONARIES, "small", "dict_small", "layers.0-topk64", section="Feature splitting"),
+    **choice(DICTIONARIES, "large", "dict_large", "layers.0-topk2048", section="Feature splitting"),
+    **whole_number(DICTIONARIES, "latent", 0, 63, "dict_split_latent", 0, section="Feature splitting"),
     # -- Classification Explorer
     **whole_number(CLASSIFY, "test_index", 0, 9_999, "classify_test_index", 0),
     **whole_number(CLASSIFY, "train_index", 0, 59_999, "classify_source", "Test example"),
