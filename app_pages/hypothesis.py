@@ -159,7 +159,8 @@ if clicked or (st.query_params.get("scrub") == "1" and run_key not in results):
     progress = st.progress(0.0, text="Scrubbing…")
     result = scrub(net, layer, hypothesis, groups, settings.tolerances, settings.seed, settings.split,
                    progress=lambda done, total: progress.progress(done / total, text=f"Scrubbing: step {done} of "
-                                                                                     f"{total}"))
+                                                                                     f"{total}"),
+                   scores=train_scores if settings.split == "train" else test_scores)
     progress.empty()
     results.clear()  # one result: the one the settings above describe
     results[run_key] = result

@@ -15,7 +15,9 @@
   one three-bar Plotly chart (what any page with a Plotly figure costs to
   open on the machine). *Switch*: from clicking "Next" to the next neuron's
   finished page, clicking through neurons on one tab; the first switch after
-  the load is reported apart. Medians over several repeats.
+  the load is reported apart. Medians over several repeats. ``latents``: the
+  same deep link and switch for the latents of the bundled dictionary of
+  ``mlp-1x64``'s layer (``basis=dictionary:ID``, first tab).
 * ``server_compute``: the same two script runs through Streamlit's AppTest, on
   each tab, which is the server's share of the time without the browser; and
   ``server_compute_deep``, the same for a deeper MLP layer, conv channels and
@@ -53,6 +55,8 @@ REFERENCE_PAGES = {"bare_page": ("bench/reference_pages/bare.py", 0),
 #: weights, histogram, firing by digit | the input, its effective weights and embedding | the examples mosaic |
 #: the cluster mosaic, the digits per cluster, the members mosaic.
 TAB_CHARTS = {READS: 4, ON_INPUT: 3, TOP_EXAMPLES: 1, CLUSTERS: 3}
+#: A latent's first tab: the neurons it reads and writes (one figure), its logit effects, histogram and firing by digit.
+LATENT_BASIS, LATENT_CHARTS = "dictionary:layers.0-topk512", 4
 
 _FIRST_ANALYSIS = """
 import json, sys, time
@@ -99,14 +103,17 @@ def _python(code: str, *args: str, env: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def _unit_header(neuron: int) -> str:
+def _unit_header(neuron: int, basis: str | None = None) -> str:
+    if basis:
+        return f"{LAYER} · latent {neuron} of {basis.split(':', 1)[1]}"
     return f"{LAYER} · neuron {neuron}"
 
 
-def _link(base: str, view: str) -> str:
-    """The deep link to the start neuron on ``view`` (the first tab: a link without ``view``, as most are)."""
+def _link(base: str, view: str, basis: str | None = None) -> str:
+    """The deep link to the start unit on ``view`` (the first tab: a link without ``view``, as most are)."""
     tab = "" if view == next(iter(TAB_CHARTS)) else f"&view={quote_plus(view)}"
-    return f"{base}/neuron?model={MODEL}&layer={LAYER}&neuron={START_NEURON}{tab}"
+    in_basis = f"&basis={quote_plus(basis)}" if basis else ""
+    return f"{base}/neuron?model={MODEL}&layer={LAYER}&neuron={START_NEURON}{tab}{in_basis}"
 
 
 def _timed_open(context, address: str, text: str, charts: int) -> float:
@@ -120,23 +127,23 @@ def _timed_open(context, address: str, text: str, charts: int) -> float:
     return seconds
 
 
-def _timed_load(context, address: str, neuron: int, charts: int) -> float:
-    return _timed_open(context, address, _unit_header(neuron), charts)
+def _timed_load(context, address: str, neuron: int, charts: int, basis: str | None = None) -> float:
+    return _timed_open(context, address, _unit_header(neuron, basis), charts)
 
 
-def _tab(context, base: str, view: str, charts: int) -> dict:
+def _tab(context, base: str, view: str, charts: int, basis: str | None = None) -> dict:
     """Deep link to the view's tab, then switches with "Next" on it; medians (and all samples)."""
-    url = _link(base, view)
-    loads = [_timed_load(context, url, START_NEURON, charts) for _ in range(REPEATS)]
+    url = _link(base, view, basis)
+    loads = [_timed_load(context, url, START_NEURON, charts, basis) for _ in range(REPEATS)]
     page = context.new_page()
     page.goto(url)
-    wait_until_finished(page, _unit_header(START_NEURON), charts)
+    wait_until_finished(page, _unit_header(START_NEURON, basis), charts)
     switches = []
     for step in range(1, REPEATS + 2):
         start = time.perf_counter()
         page.get_by_role("button", name="Next ▶").click()
         page.wait_for_url(f"**neuron={START_NEURON + step}**")
-        wait_until_finished(page, _unit_header(START_NEURON + step), charts)
+        wait_until_finished(page, _unit_header(START_NEURON + step, basis), charts)
         switches.append(time.perf_counter() - start)
     page.close()
     return {"deep_link_s": round(statistics.median(loads), 3), "switch_s": round(statistics.median(switches[1:]), 3),
@@ -155,6 +162,9 @@ def _browser(base: str, references: dict[str, tuple[str, int]]) -> dict:
         for view, charts in TAB_CHARTS.items():  # warms the server's caches and the browser's copy of the app
             _timed_load(context, _link(base, view), START_NEURON, charts)
         tabs = {view: _tab(context, base, view, charts) for view, charts in TAB_CHARTS.items()}
+        first = next(iter(TAB_CHARTS))
+        _timed_load(context, _link(base, first, LATENT_BASIS), START_NEURON, LATENT_CHARTS, LATENT_BASIS)  # warm-up
+        latents = _tab(context, base, first, LATENT_CHARTS, LATENT_BASIS)
         # What opening a page costs on the machine before the Neuron Explorer's own work: this app's model zoo
         # (text, tables, no chart) and the two reference pages, measured in turn so that they share the
         # machine's moods.
@@ -170,7 +180,7 @@ def _browser(base: str, references: dict[str, tuple[str, int]]) -> dict:
     default = tabs[next(iter(TAB_CHARTS))]
     return {"deep_link_s": default["deep_link_s"], "switch_s": default["switch_s"],
             **{f"{name}_load_s": round(statistics.median(times), 3) for name, times in loads.items()},
-            "tabs": tabs}
+            "tabs": tabs, "latents": latents}
 
 
 def main() -> None:

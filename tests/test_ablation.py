@@ -7,12 +7,12 @@ from mechmnistic.analysis.ablation import (
     AblationError,
     InterventionResult,
     ablate,
-    model_labels,
     patch_activations,
     unit_statistics,
 )
 from mechmnistic.analysis.activations import layer_activations
 from mechmnistic.analysis.hypothesis import BandRule, derive_unit_groups, image_scores
+from mechmnistic.analysis.predictions import model_labels
 from mechmnistic.analysis.templates import resolve_template
 from mechmnistic.analysis.units import UnitError
 

@@ -10,6 +10,7 @@ from mechmnistic.analysis.scrubbing import (
     ScoreSampler,
     ScrubError,
     check_groups,
+    derive_groups,
     resample_plan,
     scrub,
     scrub_images,
@@ -200,3 +201,13 @@ def test_scrubbing_the_derived_groups_preserves_the_challenge_networks_predictio
     assert result.preserved[-1] < result.preserved[1]  # 10% of the range mixes different images
     values = layer_activations(model, "fc1", "train").values
     assert values[:, result.groups["dead"]].max() <= 0  # dead: silent on every training image
+    # What a caller holds is handed along: the same groups and sweep from its scores, and wrong ones refused.
+    from mechmnistic.data import load_mnist
+
+    scores = hypothesis.scores(load_mnist("train").images)
+    groups = derive_groups(model, "fc1", hypothesis, scores)
+    assert {k: v.tolist() for k, v in groups.items()} == {k: v.tolist() for k, v in result.groups.items()}
+    again = scrub(model, "fc1", hypothesis, groups, tolerances=(1e-3,), seed=0, scores=scores)
+    assert again.preserved[0] == result.preserved[1] and again.random_baseline == result.random_baseline
+    with pytest.raises(ScrubError, match="scores has 10 values for the 60000 images of the train set"):
+        scrub(model, "fc1", hypothesis, groups, tolerances=(1e-3,), scores=scores[:10])

@@ -7,7 +7,7 @@ from mechmnistic.analysis.conv import feature_maps, filters, top_channel_example
 from mechmnistic.analysis.layer_attribution import layer_attribution
 from mechmnistic.viz.attribution import attribution_heatmap
 from mechmnistic.viz.common import clicked_id, clicked_xy
-from mechmnistic.viz.connections import NEGATIVE, POSITIVE, ranked_bar
+from mechmnistic.viz.connections import NEGATIVE, POSITIVE, ranked_bar, ranked_bar_pair
 from mechmnistic.viz.conv import (
     channel_filters,
     channel_map,
@@ -126,3 +126,16 @@ def test_channel_filters_and_mosaic_boxes(bundled):
     assert len(fig.layout.shapes) == 6, "a box on each digit and on each embedding"
     digit_box = fig.layout.shapes[1]
     assert digit_box.x1 - digit_box.x0 == 8 and digit_box.y1 - digit_box.y0 == 8
+
+
+def test_a_ranked_pair_is_two_ranked_bars_in_one_figure():
+    reads, writes = np.array([0.5, -2.0, 1.0]), np.array([3.0, 0.1, -0.2])
+    fig = ranked_bar_pair((reads, writes), ["a", "b", "c"], ("reads", "writes"), "w", top=2)
+    left, right = fig.data
+    assert list(left.y) == ["b", "c"] and list(left.customdata) == [1, 2]
+    assert list(right.y) == ["a", "c"] and list(right.customdata) == [0, 2]
+    assert list(right.marker.color) == [POSITIVE, NEGATIVE]
+    assert [a.text for a in fig.layout.annotations] == ["reads", "writes"]
+    for side, single in zip(fig.data, (ranked_bar(reads, ["a", "b", "c"], "t", "w", top=2),
+                                       ranked_bar(writes, ["a", "b", "c"], "t", "w", top=2)), strict=True):
+        assert list(side.x) == list(single.data[0].x)

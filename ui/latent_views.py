@@ -19,7 +19,7 @@ from mechmnistic.analysis.latents import layer_batches
 from mechmnistic.analysis.splicing import latent_logit_weights
 from mechmnistic.threads import one_thread
 from mechmnistic.viz.common import clicked_id
-from mechmnistic.viz.connections import ranked_bar
+from mechmnistic.viz.connections import ranked_bar, ranked_bar_pair
 
 from .downloads import csv_button
 from .links import neuron_href
@@ -32,34 +32,27 @@ def _unit_labels(unit: Unit) -> list[str]:
     return [f"{unit.layer} {kind}{u}" for u in range(unit.dictionary.d_in)]
 
 
-def _neuron_bars(unit: Unit, values: np.ndarray, title: str, key: str, shown_input=None) -> None:
-    order, count = bars_controls()
-    fig = ranked_bar(values, _unit_labels(unit), title, "weight", top=count, order=order,
-                     customdata=np.arange(len(values)))
-    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"{key}_{unit.key}")
-    clicked = clicked_id(event)
-    if clicked is not None:
-        open_unit(unit.layer, clicked, None, shown_input, basis=None)
-
-
 def reads_writes_section(unit: Unit, shown_input) -> None:
-    """The latent's encoder column and decoder row over the layer's units, as clickable bars."""
+    """The latent's encoder column and decoder row over the layer's units, as clickable bars (one figure)."""
     dictionary = unit.dictionary
     encoder = dictionary.W_enc[:, unit.index].numpy().astype(np.float64)
     decoder = dictionary.W_dec[unit.index].numpy().astype(np.float64)
-    columns = st.columns(2)
-    with columns[0]:
-        _neuron_bars(unit, encoder, f"What it reads: encoder weights on {unit.layer}", "nx_latent_enc", shown_input)
-        st.caption(f"Its pre-activation is (h − b_dec) · these weights + {float(dictionary.b_enc[unit.index]):+.4g} "
-                   f"(encoder bias), h the activation of {unit.layer}; {dictionary.kind} then keeps it "
-                   + (f"only among the {dictionary.k} largest of a row." if dictionary.kind == "topk" else
-                      "where positive.") + " Click a bar to open that unit.")
-    with columns[1]:
-        _neuron_bars(unit, decoder, f"What it writes: decoder weights on {unit.layer}", "nx_latent_dec",
-                     shown_input)
-        st.caption(f"One unit of the latent adds these to the reconstruction of {unit.layer} (norm "
-                   f"{np.linalg.norm(decoder):.3g}). Click a bar to open that unit.")
     labels = _unit_labels(unit)
+    order, count = bars_controls()
+    fig = ranked_bar_pair((encoder, decoder), labels, (f"What it reads: encoder weights on {unit.layer}",
+                                                       f"What it writes: decoder weights on {unit.layer}"),
+                          "weight", top=count, order=order)
+    event = st.plotly_chart(fig, on_select="rerun", selection_mode="points", key=f"nx_latent_rw_{unit.key}")
+    clicked = clicked_id(event)
+    if clicked is not None:
+        open_unit(unit.layer, clicked, None, shown_input, basis=None)
+    st.caption(f"Left, what it reads: its pre-activation is (h − b_dec) · these weights "
+               f"{float(dictionary.b_enc[unit.index]):+.4g} (encoder bias), h the activation of {unit.layer}; "
+               f"{dictionary.kind} then keeps it "
+               + (f"only among the {dictionary.k} largest of a row." if dictionary.kind == "topk" else
+                  "where positive.")
+               + f" Right, what it writes: one unit of the latent adds these to the reconstruction of {unit.layer} "
+               f"(norm {np.linalg.norm(decoder):.3g}). Click a bar to open that unit.")
     csv_button("Encoder and decoder weights (CSV)", lambda: pd.DataFrame(
         {"unit": labels, "encoder_weight": encoder, "decoder_weight": decoder}),
         f"{unit.stem}-weights.csv", key="nx_dl_latent_weights")

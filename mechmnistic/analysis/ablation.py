@@ -35,10 +35,11 @@ from ..cache import cached
 from ..data import Split, load_mnist
 from ..errors import MechMNISTicError
 from ..hooks import run_with_cache, to_pixels
-from ..labels import UnknownLabelsError, apply_label_function
+from ..labels import UnknownLabelsError
 from ..models.architectures import MNISTNet
 from .activations import layer_activations
 from .patching import logits_from_activations, replace_units, run_replacing_units, unit_activations
+from .predictions import model_labels
 from .units import Groups, UnitSpec, compress_indices, resolve_units
 
 ABLATION_METHODS = ("zero", "mean", "min", "resample")
@@ -121,14 +122,6 @@ class InterventionResult:
         """Broken down by true class (by the clean prediction when there are no labels)."""
         keys = self.labels if self.labels is not None else self.clean_predictions
         return self.breakdown(keys, [f"class {c}" for c in range(self.clean_logits.shape[1])])
-
-
-def model_labels(model: MNISTNet, split: Split) -> np.ndarray:
-    """The labels ``model`` was trained on, for every image of ``split`` (its card's label function)."""
-    data = load_mnist(split)
-    card = getattr(model, "card", None)
-    spec = card.label_function if card is not None else {"name": "digits"}
-    return apply_label_function(spec, data.images, data.labels)
 
 
 def unit_statistics(model: MNISTNet, layer: str, reference: Split | np.ndarray = "train") -> dict[str, np.ndarray]:

@@ -29,8 +29,9 @@ from ..dictionaries.dictionary import Dictionary
 from ..errors import MechMNISTicError
 from ..hooks import to_pixels
 from ..models.architectures import MNISTNet
-from .ablation import InterventionResult, model_labels
+from .ablation import InterventionResult
 from .latents import latent_activations
+from .predictions import model_labels
 from .splicing import run_spliced
 
 LATENT_ABLATIONS = ("zero", "mean", "resample")

@@ -251,22 +251,36 @@ def scrub_images(
                        baseline)
 
 
+def derive_groups(model: MNISTNet, layer: str, hypothesis: Hypothesis, train_scores: np.ndarray | None = None,
+                  detector_regions: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+    """``derive_unit_groups`` for ``hypothesis`` on the training set: the layer's activations there and the
+    regions of the images' scores (``train_scores``, float ``[60000]``, when the caller already has them)."""
+    if train_scores is None:
+        train_scores = hypothesis.scores(load_mnist("train").images)
+    return derive_unit_groups(layer_activations(model, layer, "train").values,
+                              hypothesis.rule.regions(train_scores), hypothesis.rule, detector_regions)
+
+
 def scrub(
     model: MNISTNet, layer: str, hypothesis: Hypothesis, groups: Mapping[str, np.ndarray] | None = None,
     tolerances: Sequence[float] = DEFAULT_TOLERANCES, seed: int = 0, split: Split = "train",
     detector_regions: Sequence[str] | None = None, progress: Progress | None = None,
+    scores: np.ndarray | None = None,
 ) -> ScrubResult:
     """Causal scrubbing of ``layer`` under ``hypothesis`` on a whole MNIST split.
 
-    ``groups`` default to ``derive_unit_groups`` on the training set (with
-    ``detector_regions``); the model's own predictions are what must survive.
+    ``groups`` default to ``derive_groups`` (with ``detector_regions``); the
+    model's own predictions are what must survive. ``scores``: the
+    hypothesis's scores of the split's images, float ``[N]``, when the caller
+    holds them (computed here otherwise).
     """
     images = load_mnist(split).images
-    scores = hypothesis.scores(images)
+    if scores is None:
+        scores = hypothesis.scores(images)
+    elif len(scores) != len(images):
+        raise ScrubError(f"scores has {len(scores)} values for the {len(images)} images of the {split} set")
     if groups is None:
-        train_scores = scores if split == "train" else hypothesis.scores(load_mnist("train").images)
-        groups = derive_unit_groups(layer_activations(model, layer, "train").values,
-                                    hypothesis.rule.regions(train_scores), hypothesis.rule, detector_regions)
+        groups = derive_groups(model, layer, hypothesis, scores if split == "train" else None, detector_regions)
     values = None if model.layout[layer].is_conv else layer_activations(model, layer, split).values
     return scrub_images(model, layer, scores, hypothesis.rule, groups, model_predictions(model, split),
                         tolerances, seed, images=images, values=values, split=split, progress=progress)

@@ -97,14 +97,6 @@ def _template_ref(text: str) -> str | Path:
     return Path(text) if Path(text).suffix.lower() in {".png", ".npy"} else text
 
 
-def _derived_groups(model, layer: str, hypothesis, train_scores):
-    from ..analysis.activations import layer_activations
-    from ..analysis.hypothesis import derive_unit_groups
-
-    values = layer_activations(model, layer, "train").values
-    return derive_unit_groups(values, hypothesis.rule.regions(train_scores), hypothesis.rule)
-
-
 def _header(args: argparse.Namespace, hypothesis) -> dict[str, Any]:
     return {"model": args.model, "layer": args.layer, **hypothesis.to_dict()}
 
@@ -118,6 +110,7 @@ def hypothesis_cmd(args: argparse.Namespace) -> int:
         image_scores,
         model_predictions,
     )
+    from ..analysis.scrubbing import derive_groups
     from ..data import load_mnist
 
     model, template, rule = _setup(args)
@@ -128,7 +121,7 @@ def hypothesis_cmd(args: argparse.Namespace) -> int:
         rule = fit_rule(kind, train_scores, model_predictions(model, "train"), tuple(args.labels))
     hypothesis = Hypothesis(template, rule, args.center)
     checks = [check_hypothesis(model, hypothesis, split) for split in ("train", "test")]
-    groups = _derived_groups(model, args.layer, hypothesis, checks[0].scores)
+    groups = derive_groups(model, args.layer, hypothesis, checks[0].scores)
     result = hypothesis_report(args.model, args.layer, hypothesis, checks, fitted, groups)
     emit(args, result, lambda r: _hypothesis_text(r, hypothesis))
     return 0
@@ -147,10 +140,9 @@ def _hypothesis_text(result: dict[str, Any], hypothesis) -> str:
 
 
 def scrub_cmd(args: argparse.Namespace) -> int:
-    from ..analysis.hypothesis import Hypothesis, image_scores
+    from ..analysis.hypothesis import Hypothesis
     from ..analysis.scrubbing import check_groups, check_seed, check_tolerances, scrub
     from ..analysis.units import parse_groups
-    from ..data import load_mnist
 
     model, template, rule = _setup(args)
     hypothesis = Hypothesis(template, rule, args.center)
@@ -160,8 +152,7 @@ def scrub_cmd(args: argparse.Namespace) -> int:
         count = model.layout[args.layer].n_units
         groups = check_groups(parse_groups(args.groups, count), rule, count)
     else:
-        groups = _derived_groups(model, args.layer, hypothesis,
-                                 image_scores(load_mnist("train").images, template.image, args.center))
+        groups = None  # scrub derives them (derive_groups)
     result = scrub(model, args.layer, hypothesis, groups, args.tolerance, args.seed, args.split)
     emit(args, {**_header(args, hypothesis), **result.to_dict()}, _scrub_text)
     return 0

@@ -26,14 +26,23 @@ def pareto_figure(ids: Sequence[str], l0: np.ndarray, variance_explained: np.nda
     hover = "%{text}<br>L0 %{x:.2f}<br>%{y:.4f}<extra></extra>"
     fig.add_trace(go.Scatter(x=l0[on_front], y=variance_explained[on_front], mode="lines", name="Pareto front",
                              line=dict(color=FRONT_COLOUR, width=2), hoverinfo="skip"), row=1, col=1)
+    # Only the front is labelled: dictionaries of one k share an L0, and their labels would pile up (hover names
+    # every point).
+    labels = [name if keep else "" for name, keep in zip(ids, front, strict=True)]
     for column, values in ((1, variance_explained), (2, spliced_accuracy)):
-        fig.add_trace(go.Scatter(x=l0, y=values, mode="markers+text", text=list(ids), textposition="top center",
+        fig.add_trace(go.Scatter(x=l0, y=values, mode="markers+text", text=labels, customdata=list(ids),
+                                 textposition="top center",
                                  marker=dict(size=10, color=np.where(front, FRONT_COLOUR, "#7f7f7f")),
-                                 hovertemplate=hover, showlegend=False, cliponaxis=False), row=1, col=column)
+                                 hovertemplate=hover.replace("%{text}", "%{customdata}"), showlegend=False,
+                                 cliponaxis=False), row=1, col=column)
     if model_accuracy is not None:
         fig.add_hline(y=model_accuracy, line=dict(dash="dash", color="#444"), row=1, col=2,
-                      annotation_text=f"model {100 * model_accuracy:.2f}%", annotation_position="bottom right")
-    fig.update_xaxes(title_text="L0 (latents active per input)", type="log")
+                      annotation_text=f"model {100 * model_accuracy:.2f}%", annotation_position="bottom left")
+    finite = l0[np.isfinite(l0) & (l0 > 0)]
+    ticks = [2.0**p for p in range(int(np.floor(np.log2(finite.min()))), int(np.ceil(np.log2(finite.max()))) + 1)] \
+        if len(finite) else None
+    fig.update_xaxes(title_text="L0 (latents active per input)", type="log", tickvals=ticks,
+                     ticktext=None if ticks is None else [f"{t:g}" for t in ticks])
     fig.update_yaxes(title_text="variance explained", row=1, col=1)
     fig.update_yaxes(title_text="accuracy", tickformat=".1%", row=1, col=2)
     fig.update_layout(height=height, margin=reserved_margin(x_axis=True, y_axis=True, t=60), showlegend=False)

@@ -77,7 +77,10 @@ def test_the_sweep_tab_plots_every_dictionary_with_its_pareto_front():
     model = mechmnistic.load_model(MODEL)
     cards = {c.id.removeprefix(f"{LAYER}-"): c for c in (load_dictionary(model, i).card
                                                          for i in list_dictionaries(MODEL, layer=LAYER))}
-    shown = dict(zip(points["text"], zip(_array(points["x"]), _array(points["y"]), strict=True), strict=True))
+    shown = dict(zip(points["customdata"], zip(_array(points["x"]), _array(points["y"]), strict=True), strict=True))
+    assert [label for label in points["text"] if label] == [name for name, keep in zip(
+        points["customdata"], pareto_front(*np.array(list(shown.values())).T), strict=True) if keep], \
+        "the front is labelled"
     assert set(shown) == set(cards)
     for label, (l0, ve) in shown.items():
         assert (l0, ve) == pytest.approx((cards[label].metrics["l0"], cards[label].metrics["variance_explained"]))

@@ -7,6 +7,8 @@ neuron it reads.
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 
 import numpy as np
@@ -44,6 +46,13 @@ def dictionary():
     return load_dictionary(mechmnistic.load_model(MODEL), DICTIONARY)
 
 
+def _first(values) -> int:
+    """The first entry of a Plotly JSON array (a list or a base64 typed array)."""
+    if isinstance(values, dict):
+        return int(np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])[0])
+    return int(values[0])
+
+
 def _a_live_latent(dictionary) -> int:
     values = latent_activations(mechmnistic.load_model(MODEL), dictionary, "train").values
     return int(np.argmax((values > 0).mean(axis=0)))
@@ -61,8 +70,11 @@ def test_a_latent_has_every_view_a_neuron_has(dictionary, mnist_test):
     charts = {chart.key for chart in at.get("plotly_chart")}
     assert {"nx_fig_hist", "nx_fig_classes", f"nx_latent_logits_{DICTIONARY}_{LAYER}_{latent}".replace(".", "-")} \
         <= charts
-    assert any(key.startswith("nx_latent_enc_") for key in charts) and any(key.startswith("nx_latent_dec_")
-                                                                          for key in charts)
+    reads_writes = next(chart for chart in at.get("plotly_chart") if chart.key.startswith("nx_latent_rw_"))
+    encoder_bars, decoder_bars = json.loads(reads_writes.proto.spec)["data"]
+    # Each panel's top bar (largest magnitude first) is the unit the encoder reads, or the decoder writes, most.
+    assert _first(encoder_bars["customdata"]) == int(np.argmax(np.abs(dictionary.W_enc[:, latent].numpy())))
+    assert _first(decoder_bars["customdata"]) == int(np.argmax(np.abs(dictionary.W_dec[latent].numpy())))
     for view in NEURON_VIEWS[1:]:
         open_tab(at, NEURON_VIEW_PARAM, view, READS)
         assert not at.exception, (view, at.exception)
@@ -117,10 +129,10 @@ def test_a_latent_by_deep_link_and_on_to_a_neuron_it_reads(page, app_url, dictio
     assert_no_exception(page)
     assert page.locator("h2").first.inner_text() == f"{LAYER} · latent {latent} of {DICTIONARY}"
     strongest = int(np.argmax(np.abs(dictionary.W_enc[:, latent].numpy())))
-    bars = page.locator("." + f"st-key-nx_latent_enc_{DICTIONARY}_{LAYER}_{latent}".replace(".", "-"))
+    bars = page.locator("." + f"st-key-nx_latent_rw_{DICTIONARY}_{LAYER}_{latent}".replace(".", "-"))
     bars.locator(".main-svg").first.wait_for(timeout=60_000)
     plot = bars.locator(".js-plotly-plot").first
-    # The top bar is the encoder weight of largest magnitude (the default order): click it.
+    # The first panel's top bar is the encoder weight of largest magnitude (the default order): click it.
     box = plot.evaluate("(gd) => { const b = gd.querySelector('.bars .point path').getBoundingClientRect();"
                         " return [b.x + b.width / 2, b.y + b.height / 2]; }")
     page.mouse.click(*box)
