@@ -237,23 +237,34 @@ shown = int(st.session_state["nx_show"])
 unit = views.Unit(model_name, model, layer, unit_index, position, dictionary)
 
 # -- the unit ------------------------------------------------------------------------------------
+
+
+def unit_examples():
+    """The unit's top examples and feature clusters: grounding its top examples in pixels and clustering them,
+    so only the tabs that show them, or a header without a stored count, ask."""
+    if dictionary is not None:
+        return neuron_data.latent_view(model_name, layer, basis, unit_index, params)
+    return neuron_data.unit_view(model_name, layer, unit_index, position, params)
+
+
 try:
     if dictionary is not None:  # a latent: the same views, from its activations and its grounding
         train_pre = neuron_data.latent_values(model_name, layer, basis).values[:, unit_index]
-        top, clusters = neuron_data.latent_view(model_name, layer, basis, unit_index, params)
         similar_units, similarity = latent_views.similar_latents(unit)
         on_input = views.ground_latent_on_input(unit, shown_input)
     else:
         train_pre = (neuron_data.activations(model_name, layer).pre[:, unit_index] if position is None
                      else neuron_data.position_values(model_name, layer, unit_index, position))
-        top, clusters = neuron_data.unit_view(model_name, layer, unit_index, position, params)
         similar_units, similarity = neurons.similar_neurons(model, layer, unit_index, count=5)
         on_input = views.ground_on_input(unit, shown_input)
     distribution = neurons.distribution_from_values(train_pre, loaders.mnist("train").labels, N_DIGITS)
+    n_clusters = neuron_data.stored_cluster_count(model_name, layer, basis, unit_index, position, params)
+    if n_clusters is None:
+        n_clusters = len(unit_examples()[1].stats.sizes)
 except MechMNISTicError as error:
     st.error(str(error))
     st.stop()
-cluster_names = views.cluster_names(clusters)
+cluster_names = views.cluster_names(n_clusters)
 cluster_param = choice_param("cluster", cluster_names, cluster_names[0])
 if cluster_param.problem:  # checked whichever tab is open, and dropped so it is said once
     st.warning(cluster_param.problem)
@@ -268,7 +279,7 @@ summary[0].metric("Fires on", f"{distribution.firing_fraction:.1%}",
 summary[1].metric("Mean activation", f"{distribution.mean:.3g}", help=f"std {distribution.std:.3g}")
 summary[2].metric("Max activation", f"{distribution.max:.3g}")
 summary[3].metric("Bias" if dictionary is None else "Encoder bias", f"{bias:.3g}")
-summary[4].metric("Feature clusters", len(clusters.stats.sizes))
+summary[4].metric("Feature clusters", n_clusters)
 if dictionary is not None:
     st.caption(f"A latent of {dictionary.id}: a {dictionary.kind} sparse autoencoder with {dictionary.d_sae} latents "
                f"trained on {layer}'s activations" + (" at every position of its map, taken here where it is largest "
@@ -360,10 +371,12 @@ if tabs[ON_INPUT].open:
 
 if tabs[TOP_EXAMPLES].open:
     with tabs[TOP_EXAMPLES]:
+        top, clusters = unit_examples()
         views.top_examples_section(unit, top, clusters, params, shown)
 
 if tabs[CLUSTERS].open:
     with tabs[CLUSTERS]:
+        top, clusters = unit_examples()
         views.clusters_section(unit, top, clusters, params)
         st.session_state["nx_cluster"] = cluster_param.value
         chosen = st.selectbox("Members of cluster", cluster_names, key="nx_cluster",

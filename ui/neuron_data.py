@@ -26,12 +26,14 @@ from mechmnistic.analysis.atlas import (
 )
 from mechmnistic.analysis.conv import position_activations
 from mechmnistic.analysis.latents import (
+    NEURONS,
     latent_activations,
     latent_activations_are_cached,
     layer_bases,
     resolve_basis,
 )
 from mechmnistic.analysis.neurons import TopExamples
+from mechmnistic.analysis.polysemanticity import latent_scoreboard, latent_scoreboard_is_cached
 from mechmnistic.cache import is_cached, model_fingerprint
 from mechmnistic.dictionaries.dictionary import Dictionary
 
@@ -181,6 +183,22 @@ def latent_view(model_name: str, layer: str, basis: str, latent: int,
     with st.spinner("Grounding the latent's top examples in pixel space…"):
         return _latent_view(model_name, model_fingerprint(loaders.load_model(model_name)), layer, basis, latent,
                             params)
+
+
+def stored_cluster_count(model_name: str, layer: str, basis: str, unit: int, position: tuple[int, int] | None,
+                         params: AtlasParameters) -> int | None:
+    """How many feature clusters the unit's top examples form, when it is already stored (a neuron or channel
+    at its maximum: the layer's atlas, computed if needed; a latent: its dictionary's scoreboard, if it was
+    computed); ``None`` otherwise, when only grounding and clustering the examples tells."""
+    if basis == NEURONS:
+        return int(atlas(model_name, layer, params).n_clusters[unit]) if position is None else None
+    model = loaders.load_model(model_name)
+    found = dictionary(model_name, model_fingerprint(model), layer, basis)
+    if not latent_scoreboard_is_cached(model, found, params):
+        return None
+    board = latent_scoreboard(model, found, params)
+    # A latent that never fires has no clusters on the scoreboard; its page still clusters its (zero) examples.
+    return int(board.n_clusters[unit]) if board.n_firing[unit] > 0 else None
 
 
 def explorable_layers(model_name: str) -> list[str]:

@@ -415,9 +415,11 @@ def _top_table(top: TopExamples, clusters: UnitClusters) -> pd.DataFrame:
     return table
 
 
-def cluster_names(clusters: UnitClusters) -> list[str]:
-    """``C0``, ``C1``, ... : how the page, its URL (``cluster=``) and the members picker name the clusters."""
-    return [f"C{c}" for c in range(len(clusters.stats.sizes))]
+def cluster_names(clusters: UnitClusters | int) -> list[str]:
+    """``C0``, ``C1``, ... : how the page, its URL (``cluster=``) and the members picker name the clusters
+    (of ``clusters``, or that many)."""
+    count = clusters if isinstance(clusters, int) else len(clusters.stats.sizes)
+    return [f"C{c}" for c in range(count)]
 
 
 def clusters_section(unit: Unit, top: TopExamples, clusters: UnitClusters, params: AtlasParameters) -> None:

@@ -103,7 +103,7 @@ def test_feature_splitting_shows_the_closest_latents_by_decoder_cosine():
     assert len(at.get("plotly_chart")) == 1 + len(found.indices), "the latent's top examples, then each match's"
 
 
-def test_the_scoreboard_shows_the_apis_numbers_and_a_selected_row_opens_the_unit():
+def test_the_scoreboard_shows_the_apis_numbers_and_a_selected_row_opens_the_unit(monkeypatch):
     at = _open(section=SCOREBOARD, sae=BUNDLED)
     model = mechmnistic.load_model(MODEL)
     latents = latent_scoreboard(model, load_dictionary(model, BUNDLED))
@@ -113,12 +113,17 @@ def test_the_scoreboard_shows_the_apis_numbers_and_a_selected_row_opens_the_unit
     np.testing.assert_allclose(shown["label entropy (bits)"], latents.entropy)
     np.testing.assert_array_equal(neurons_shown["clusters"], neurons.n_clusters)
     assert f"{neurons.summary()['median_entropy_bits']:.2f} bits" in [m.value for m in at.metric]
-    # Selecting a row of the latents' table opens that latent in the Neuron Explorer.
+    # Selecting a row of the latents' table opens that latent in the Neuron Explorer, whose header takes the
+    # latent's cluster count from the stored scoreboard instead of clustering its examples again.
+    import ui.neuron_data
+
+    monkeypatch.setattr(ui.neuron_data, "latent_view", lambda *a, **k: pytest.fail("clustered the latent again"))
     at.session_state["dict_scoreboard_latents"] = {"selection": {"rows": [7], "columns": [], "cells": []}}
     at.run()
     assert not at.exception
     assert at.query_params["neuron"] == "7" and at.query_params["basis"] == f"dictionary:{BUNDLED}"
     assert at.header[0].value == f"{LAYER} · latent 7 of {BUNDLED}"
+    assert next(m.value for m in at.metric if m.label == "Feature clusters") == str(latents.n_clusters[7])
 
 
 def test_a_model_without_dictionaries_and_a_private_one_say_what_to_do():

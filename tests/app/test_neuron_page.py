@@ -194,6 +194,24 @@ def test_only_the_open_tab_is_computed_and_its_name_stays_in_the_url(cache_dir):
         "another unit, the same tab"
 
 
+def test_the_first_two_tabs_never_ground_the_top_examples(cache_dir, monkeypatch):
+    """Their header's cluster count is the atlas's: grounding and clustering 500 examples on every switch is
+    left to the tabs that show them, whose count it equals."""
+    import ui.neuron_data
+
+    real = ui.neuron_data.unit_view
+    monkeypatch.setattr(ui.neuron_data, "unit_view", lambda *a, **k: pytest.fail("grounded the top examples"))
+    at = open_page(model="mlp-1x64", layer="layers.0", neuron="5")
+    for view in (READS, ON_INPUT):
+        if view != READS:
+            open_tab(at, view)
+        assert not at.exception, at.exception
+    count = int(next(m.value for m in at.metric if m.label == "Feature clusters"))
+    monkeypatch.setattr(ui.neuron_data, "unit_view", real)
+    open_tab(at, CLUSTERS)
+    assert not at.exception and len(at.dataframe[0].value) == count
+
+
 def test_an_unknown_tab_opens_the_first_and_leaves_the_url(cache_dir):
     at = open_page(model="mlp-1x64", layer="layers.0", neuron="5", view="<no such tab>")
     assert not at.exception and chart_keys(at) == MLP_CHARTS[READS]
