@@ -7,6 +7,7 @@ import streamlit as st
 from mechmnistic.analysis import feature_viz as fv
 from mechmnistic.analysis import geometry as g
 from mechmnistic.analysis.units import resolve_units
+from mechmnistic.data import SIZES
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz.feature_viz import feature_grid
 from ui import bound, loaders
@@ -49,7 +50,7 @@ with st.expander("Optimisation settings", expanded=False):
     lr = bound.number(columns[1], "Learning rate", "features_lr", "lr", 0.05, 1e-4, 1.0, format="%.4f")
     init = bound.select(columns[2], "Start from", list(INITS), "features_init", "init", "zeros",
                         format_func=INITS.get)
-    start = bound.integer(columns[3], "Training image", 0, 59_999, "features_start", "start", 6,
+    start = bound.integer(columns[3], "Training image", 0, SIZES["train"] - 1, "features_start", "start", 6,
                           disabled=init != "example")
     l2 = bound.number(columns[0], "L2 penalty", "features_l2", "l2", 0.0, 0.0, 100.0, format="%.4f")
     blur = bound.number(columns[1], "Blur (pixels)", "features_blur", "blur", 0.0, 0.0, 5.0, step=0.25)

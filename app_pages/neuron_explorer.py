@@ -20,7 +20,7 @@ from mechmnistic.analysis.atlas import DEFAULT_TOP_K, MAX_TOP_K, AtlasParameters
 from mechmnistic.analysis.cluster_stats import MAX_CLUSTERS
 from mechmnistic.analysis.latents import NEURONS
 from mechmnistic.cache import model_fingerprint
-from mechmnistic.data import N_DIGITS
+from mechmnistic.data import N_DIGITS, SIZES
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz import neuron as viz
 from ui import latent_views, linearity, loaders, neuron_data
@@ -71,8 +71,8 @@ if channel_controls:
 else:
     pos_param = Param(None, f"`pos` applies to conv channels only; {layer}'s {'latents' if dictionary else 'units'} "
                       "are not channels." if st.query_params.get("pos") else None)
-test_param = int_param("test_index", 0, 9_999, None)
-train_param = int_param("train_index", 0, 59_999, None)
+test_param = int_param("test_index", 0, SIZES[TEST] - 1, None)
+train_param = int_param("train_index", 0, SIZES[TRAIN] - 1, None)
 top_k_param = int_param("top_k", 10, MAX_TOP_K, DEFAULT_TOP_K)
 clusters_param = choice_param("clusters", CLUSTER_CHOICES, AUTO)
 explained_param = int_param("explained", 5, 95, DEFAULT_EXPLAINED_PCT)
@@ -356,7 +356,7 @@ if tabs[ON_INPUT].open:
         controls = st.columns([2, 2, 3], vertical_alignment="bottom")
         controls[0].radio("Image from", (TEST, TRAIN), key="nx_split", horizontal=True, on_change=_input_changed,
                           format_func=lambda s: f"{s} set")
-        controls[1].number_input("Index", min_value=0, max_value=(9_999 if shown_input.split == TEST else 59_999),
+        controls[1].number_input("Index", min_value=0, max_value=SIZES[shown_input.split] - 1,
                                  step=1, key="nx_index", on_change=_input_changed)
         controls[2].button("Use this unit's top test example", key="nx_follow", on_click=_follow_unit,
                            disabled=not shown_input.pinned,

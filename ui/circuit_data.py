@@ -17,18 +17,17 @@ from mechmnistic.analysis.attribution import unit_contributions
 from mechmnistic.analysis.geometry import layer_pca
 from mechmnistic.analysis.hypothesis import image_scores, model_predictions
 from mechmnistic.cache import model_fingerprint
+from mechmnistic.data import SIZES
 from mechmnistic.hooks import run_with_cache
 
 from . import loaders
-
-SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 
 
 def _spinner_text(model_name: str, layer: str, split: str) -> str:
     net = loaders.load_model(model_name)
     if activations_are_cached(net, layer, split):
         return "Loading activations…"
-    return f"Computing {layer} over all {SPLIT_SIZES[split]:,} {split} images (once per model, then cached)…"
+    return f"Computing {layer} over all {SIZES[split]:,} {split} images (once per model, then cached)…"
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)

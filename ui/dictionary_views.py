@@ -18,7 +18,7 @@ from mechmnistic.analysis.latents import NEURONS
 from mechmnistic.analysis.neurons import top_indices
 from mechmnistic.analysis.polysemanticity import ONE_DIGIT_SHARE, Scoreboard
 from mechmnistic.cache import model_fingerprint
-from mechmnistic.data import N_DIGITS
+from mechmnistic.data import N_DIGITS, SIZES
 from mechmnistic.dictionaries import (
     MAX_LATENTS,
     SparseAutoencoder,
@@ -109,7 +109,8 @@ def _trainer_settings(prefix: str, sweep: bool) -> dict:
     steps = columns[0].number_input("Steps", 1, MAX_STEPS, 4000, key=f"{prefix}_steps",
                                     help="Adam steps of 512 rows each (about 36 s for 4,000 on 512 latents of a "
                                          "64-unit layer, 2 cores)")
-    images = columns[1].number_input("Training images", 100, 60_000, 60_000, step=1000, key=f"{prefix}_images",
+    images = columns[1].number_input("Training images", 100, SIZES["train"], SIZES["train"], step=1000,
+                                     key=f"{prefix}_images",
                                      help="The first N training images (all 60,000 by default; fewer for a quick "
                                           "look)")
     seed = columns[2].number_input("Seed", 0, 2**31 - 1, 0, key=f"{prefix}_seed")
@@ -126,7 +127,7 @@ def _trainer(settings: dict, latents: int, k: int | None = None) -> SparseAutoen
 
 
 def _images(settings: dict) -> np.ndarray | None:
-    return None if settings["images"] >= 60_000 else loaders.mnist("train").images[: settings["images"]]
+    return None if settings["images"] >= SIZES["train"] else loaders.mnist("train").images[: settings["images"]]
 
 
 def _trained(dictionaries: list) -> None:

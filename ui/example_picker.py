@@ -15,13 +15,13 @@ import numpy as np
 import streamlit as st
 
 from mechmnistic.analysis.predictions import Predictions, example, indices_of_digit, misclassified
+from mechmnistic.data import SIZES
 
 from .drawing import draw_digit
 from .params import int_param, set_params
 
 TEST, TRAIN, DRAW = "Test example", "Training image", "Drawing"
 BY_INDEX, BY_DIGIT, BY_MISTAKE = "Index", "Digit", "Misclassified"
-SPLIT_SIZES = {"test": 10_000, "train": 60_000}
 
 SOURCE_KEY = "classify_source"
 PICK_BY_KEY = "classify_pick_by"
@@ -65,8 +65,8 @@ def _kept(widget: Callable, label: str, *args: object, key: str, default: object
 
 def apply_deep_link() -> None:
     """Set the widgets from ``?test_index=`` / ``?train_index=`` when the URL names a new example."""
-    test = int_param("test_index", 0, SPLIT_SIZES["test"] - 1, None)
-    train = int_param("train_index", 0, SPLIT_SIZES["train"] - 1, None)
+    test = int_param("test_index", 0, SIZES["test"] - 1, None)
+    train = int_param("train_index", 0, SIZES["train"] - 1, None)
     for problem in (test.problem, train.problem):
         if problem:
             st.warning(problem)
@@ -115,7 +115,7 @@ def pick_input(predictions: Callable[[], Predictions], labels_hidden: bool) -> C
     if source == TEST:
         chosen = _pick_test_example(predictions, labels_hidden)
     elif source == TRAIN:
-        index = _kept(st.number_input, "Training image index", 0, SPLIT_SIZES["train"] - 1, step=1,
+        index = _kept(st.number_input, "Training image index", 0, SIZES["train"] - 1, step=1,
                       key=TRAIN_INDEX_KEY, default=0)
         chosen = _from_split("train", int(index))
     else:
@@ -137,7 +137,7 @@ def _pick_test_example(predictions: Callable[[], Predictions], labels_hidden: bo
         chosen = _pick_mistake(predictions, labels_hidden)
         if chosen is not None:
             return chosen
-    index = _kept(st.number_input, "Test image index", 0, SPLIT_SIZES["test"] - 1, step=1, key=TEST_INDEX_KEY,
+    index = _kept(st.number_input, "Test image index", 0, SIZES["test"] - 1, step=1, key=TEST_INDEX_KEY,
                   default=0)
     return _from_split("test", int(index))
 

@@ -35,11 +35,10 @@ from mechmnistic.analysis.latents import (
 from mechmnistic.analysis.neurons import TopExamples
 from mechmnistic.analysis.polysemanticity import latent_scoreboard, latent_scoreboard_is_cached
 from mechmnistic.cache import is_cached, model_fingerprint
+from mechmnistic.data import SIZES
 from mechmnistic.dictionaries.dictionary import Dictionary
 
 from . import loaders
-
-SPLIT_SIZES = {"train": 60_000, "test": 10_000}
 
 
 def _read_only(*arrays: np.ndarray | None) -> None:
@@ -59,7 +58,7 @@ def activations(model_name: str, layer: str, split: str = "train") -> LayerActiv
     """``layer``'s activations over ``split`` (a pass over the split the first time, said so)."""
     model = loaders.load_model(model_name)
     message = "Reading activations…" if activations_are_cached(model, layer, split) else \
-        f"Computing {layer} over all {SPLIT_SIZES[split]:,} {split} images (once per model, then cached)…"
+        f"Computing {layer} over all {SIZES[split]:,} {split} images (once per model, then cached)…"
     with st.spinner(message):
         return _activations(model_name, model_fingerprint(model), layer, split)
 
@@ -78,7 +77,7 @@ def position_values(model_name: str, layer: str, channel: int, position: tuple[i
     model = loaders.load_model(model_name)
     key = {"layer": layer, "channel": channel, "position": list(position), "split": split}
     message = "Reading activations…" if is_cached(model, "position_activations", key) else \
-        f"Computing {layer} channel {channel} at {position} over all {SPLIT_SIZES[split]:,} {split} images " \
+        f"Computing {layer} channel {channel} at {position} over all {SIZES[split]:,} {split} images " \
         "(once, then cached)…"
     with st.spinner(message):
         return _position_values(model_name, model_fingerprint(model), layer, channel, position, split)
@@ -164,7 +163,7 @@ def latent_values(model_name: str, layer: str, basis: str, split: str = "train")
     fingerprint = model_fingerprint(model)
     found = dictionary(model_name, fingerprint, layer, basis)
     message = "Reading latent activations…" if latent_activations_are_cached(model, found, split) else \
-        f"Encoding {layer} over all {SPLIT_SIZES[split]:,} {split} images with {found.id} (once, then cached)…"
+        f"Encoding {layer} over all {SIZES[split]:,} {split} images with {found.id} (once, then cached)…"
     with st.spinner(message):
         return _latent_values(model_name, fingerprint, layer, basis, split)
 
