@@ -59,7 +59,7 @@ bench: setup-dev data
 	$(PY) -m bench
 
 lint: setup-dev
-	$(VENV)/bin/ruff check mechmnistic ui app.py app_pages tests bench
+	$(VENV)/bin/ruff check mechmnistic ui app.py app_pages tests bench harness
 
 clean-cache:
 	rm -rf cache

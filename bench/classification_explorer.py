@@ -21,9 +21,10 @@ from __future__ import annotations
 import statistics
 import time
 
+from harness.browser import CHROMIUM_ARGS, wait_until_finished
 from mechmnistic.serve import running_app
 
-from .common import CHROMIUM_ARGS, peak_memory_mb, save, server_cpu_s, wait_until_finished
+from .common import peak_memory_mb, save, server_cpu_s
 
 MODEL = "mlp-1x64"
 REPEATS = 5

@@ -31,9 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness.browser import CHROMIUM_ARGS, REPO, wait_until_finished
 from mechmnistic.serve import running_app
 
-from .common import CHROMIUM_ARGS, REPO, peak_memory_mb, save, server_cpu_s, wait_until_finished
+from .common import peak_memory_mb, save, server_cpu_s
 
 NAME = "pytorch-example"
 TARGETS = {"server_peak_mb": 2048, "largest_first_analysis_s": 60}

@@ -57,21 +57,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+from harness.browser import CHROMIUM_ARGS, PAGE_FINISHED_JS, REPO, wait_until_finished
 from mechmnistic.serve import free_port
 from ui.links import READS
 
 from .classification_explorer import CHARTS as CLASSIFY_CHARTS
 from .classification_explorer import _measure, _summary
-from .common import (
-    CHROMIUM_ARGS,
-    PAGE_FINISHED_JS,
-    REPO,
-    RESULTS,
-    peak_memory_mb,
-    save,
-    server_cpu_s,
-    wait_until_finished,
-)
+from .common import RESULTS, peak_memory_mb, save, server_cpu_s
 from .neuron_explorer import TAB_CHARTS
 
 REPEATS = 5

@@ -40,10 +40,11 @@ import time
 from contextlib import ExitStack
 from urllib.parse import quote_plus
 
+from harness.browser import CHROMIUM_ARGS, REPO, wait_until_finished
 from mechmnistic.serve import running_app
 from ui.links import CLUSTERS, ON_INPUT, READS, TOP_EXAMPLES
 
-from .common import CHROMIUM_ARGS, REPO, peak_memory_mb, save, wait_until_finished
+from .common import peak_memory_mb, save
 
 MODEL, LAYER, START_NEURON = "mlp-1x64", "layers.0", 5
 DEEP_UNITS = [("mlp-2x64", "layers.1"), ("cnn-digits", "conv1"), ("cnn-digits", "conv2"), ("challenge-cnn", "fc1")]

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from bench.common import CHROMIUM_ARGS, REPO
+from harness.browser import CHROMIUM_ARGS, REPO
 from mechmnistic.serve import running_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -13,7 +13,7 @@ from urllib.parse import quote_plus
 
 import pytest
 
-from bench.common import wait_until_finished
+from harness.browser import wait_until_finished
 from ui.links import ACTIVATIONS, CLUSTERS, EARLIER, IMPORTANT, ON_INPUT, TOP_EXAMPLES
 
 from .conftest import assert_no_exception, wait_for_app

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from bench.common import wait_until_finished
+from harness.browser import wait_until_finished
 
 from .conftest import assert_no_exception
 

@@ -1,6 +1,6 @@
 """Twenty people using one server at once: nothing breaks, nobody sees another's state, memory stays bounded.
 
-Runs the load scenario of ``bench.load`` (the same code: a real ``streamlit
+Runs the load scenario of ``harness.load_scenario`` (the same code as ``python -m bench.load``: a real ``streamlit
 run`` with a fresh cache, warmed first, then one session alone, then 20
 browser sessions at once for 60 s, each cycling through Neuron Explorer deep
 links, test examples and drawings, while another session imports a model
@@ -14,7 +14,7 @@ import json
 
 import pytest
 
-from bench.load import SECONDS, SESSIONS, run_load
+from harness.load_scenario import SECONDS, SESSIONS, run_load
 
 #: The lone session runs for less than the crowd: its median needs only a few cycles, and the test stays short.
 SINGLE_SECONDS = 30
