@@ -35,19 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "the training set (a conv layer: the channel vector at every position), measure it on the test "
                     "set, and store it as models/MODEL/dictionaries/ID/ (cfg.json, sae_weights.safetensors, "
                     "card.json).")
-    t.add_argument("model")
-    t.add_argument("--layer", required=True, help="a hidden layer, e.g. layers.0, conv2 or fc1")
-    t.add_argument("--latents", required=True, type=int, metavar="N", help="the dictionary's size (d_sae)")
-    t.add_argument("--kind", required=True, choices=["topk", "l1"],
-                   help="topk: the K largest latents per row; l1: ReLU with an L1 penalty")
-    t.add_argument("--k", type=int, metavar="K", help="for --kind topk: latents active per row")
-    t.add_argument("--l1", type=float, metavar="C", help="for --kind l1: the L1 coefficient (e.g. 1.0)")
-    t.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
-    t.add_argument("--steps", type=int, help="training steps (default 4000, batches of 512 rows)")
+    _training_options(t, sweep=False)
     t.add_argument("--name", metavar="ID", help="the dictionary's id (default LAYER-KINDN, e.g. layers.0-topk512)")
-    t.add_argument("--overwrite", action="store_true", help="replace a dictionary of that id")
-    t.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    t.add_argument("--json", action="store_true", help="print one JSON object")
     t.set_defaults(handler=train_cmd)
 
     w = commands.add_parser(
@@ -55,19 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Train one dictionary per size on a layer (ids LAYER-KINDN), each measured and stored as sae "
                     "train stores one; prints each one's L0, variance explained and spliced accuracy, and which are "
                     "on the Pareto front of L0 against variance explained.")
-    w.add_argument("model")
-    w.add_argument("--layer", required=True, help="a hidden layer, e.g. layers.0, conv2 or fc1")
-    w.add_argument("--latents", required=True, metavar="N,N,...",
-                   help="the sizes, comma-separated, e.g. 64,128,256,512,1024,2048")
-    w.add_argument("--kind", required=True, choices=["topk", "l1"])
-    w.add_argument("--k", metavar="K,K,...", help="for --kind topk: latents active per row; several, comma-separated, "
-                                                 "sweep over k (ids LAYER-topkN-kK)")
-    w.add_argument("--l1", type=float, metavar="C", help="for --kind l1: the L1 coefficient")
-    w.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
-    w.add_argument("--steps", type=int, help="training steps per dictionary (default 4000)")
-    w.add_argument("--overwrite", action="store_true", help="replace dictionaries of those ids")
-    w.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
-    w.add_argument("--json", action="store_true", help="print one JSON object")
+    _training_options(w, sweep=True)
     w.set_defaults(handler=sweep_cmd)
 
     s = commands.add_parser(
@@ -93,6 +70,31 @@ def register(sub: argparse._SubParsersAction) -> None:
     li.add_argument("model")
     li.add_argument("--json", action="store_true", help="print one JSON object")
     li.set_defaults(handler=list_cmd)
+
+
+def _training_options(parser: argparse.ArgumentParser, sweep: bool) -> None:
+    """The options ``train`` and ``sweep`` share; a sweep takes lists of sizes and of k."""
+    parser.add_argument("model")
+    parser.add_argument("--layer", required=True, help="a hidden layer, e.g. layers.0, conv2 or fc1")
+    if sweep:
+        parser.add_argument("--latents", required=True, metavar="N,N,...",
+                            help="the sizes, comma-separated, e.g. 64,128,256,512,1024,2048")
+    else:
+        parser.add_argument("--latents", required=True, type=int, metavar="N", help="the dictionary's size (d_sae)")
+    parser.add_argument("--kind", required=True, choices=["topk", "l1"],
+                        help="topk: the K largest latents per row; l1: ReLU with an L1 penalty")
+    if sweep:
+        parser.add_argument("--k", metavar="K,K,...", help="for --kind topk: latents active per row; several, "
+                                                           "comma-separated, sweep over k (ids LAYER-topkN-kK)")
+    else:
+        parser.add_argument("--k", type=int, metavar="K", help="for --kind topk: latents active per row")
+    parser.add_argument("--l1", type=float, metavar="C", help="for --kind l1: the L1 coefficient (e.g. 1.0)")
+    parser.add_argument("--seed", type=int, default=0, help="the seed (default 0)")
+    parser.add_argument("--steps", type=int, help="training steps" + (" per dictionary" if sweep else "")
+                        + " (default 4000, batches of 512 rows)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a dictionary of the same id")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
 
 
 def _trainer(args: argparse.Namespace, latents: int | None = None):
