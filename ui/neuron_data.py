@@ -149,7 +149,9 @@ def dictionary(model_name: str, fingerprint: str, layer: str, basis: str) -> Dic
     return resolve_basis(loaders.load_model(model_name), layer, basis)
 
 
-@st.cache_resource(show_spinner=False, max_entries=16)
+# Few entries: a dictionary's latents over the training set are 60,000 x d_sae floats (491 MB for 2,048 latents),
+# and the pages that read them (the explorer, the scoreboard, feature splitting) use one or two at a time.
+@st.cache_resource(show_spinner=False, max_entries=4)
 def _latent_values(model_name: str, fingerprint: str, layer: str, basis: str, split: str) -> LayerActivations:
     values = latent_activations(loaders.load_model(model_name), dictionary(model_name, fingerprint, layer, basis),
                                 split)
