@@ -18,12 +18,10 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from mechmnistic.analysis import logit_effects as le
-from mechmnistic.analysis.predictions import Predictions, split_predictions
-from mechmnistic.cache import is_cached, model_fingerprint
 from mechmnistic.models.architectures import MNISTNet
 from mechmnistic.viz import classification as viz
 from mechmnistic.viz.common import digit_figure
-from ui import linearity, loaders
+from ui import linearity, loaders, split_data
 from ui.attribution_panels import panels as attribution_panels
 from ui.downloads import csv_button, npz_button
 from ui.example_picker import ChosenInput, pick_input
@@ -46,20 +44,6 @@ from ui.tabs import url_tabs
 CLASS_KEY = "classify_class"
 SHARE_KEY = "classify_share_percent"
 PREDICTION = -1  # the class selector's "follow the prediction" choice
-
-
-@st.cache_resource(show_spinner=False, max_entries=8)
-def _test_predictions(model_name: str, fingerprint: str) -> Predictions:
-    # Keyed by the weights' fingerprint too, so a re-imported model is never served stale predictions.
-    return split_predictions(loaders.load_model(model_name), "test")
-
-
-def _predictions(model_name: str) -> Predictions:
-    net = loaders.load_model(model_name)
-    message = None if is_cached(net, "predictions", {"split": "test"}) else \
-        "Predicting all 10,000 test images (once per model, then cached on disk)…"
-    with st.spinner(message or "Loading predictions…"):
-        return _test_predictions(model_name, model_fingerprint(net))
 
 
 def _effects_table(effects: le.LogitEffects) -> pd.DataFrame:
@@ -211,7 +195,8 @@ class_names = [str(c) for c in range(net.n_classes)]
 
 picker, summary = st.columns([1, 2], gap="large")
 with picker:
-    chosen = pick_input(lambda: _predictions(model_name), labels_hidden=bool(card.label_function.get("hidden")))
+    chosen = pick_input(lambda: split_data.predictions(model_name, "test"),
+                        labels_hidden=bool(card.label_function.get("hidden")))
 if chosen.image is None:  # a blank canvas, which says so
     st.stop()
 

@@ -8,22 +8,22 @@ channel at one cell of its map,
 ``top_k``, ``clusters``, ``explained``, ``show``, ``cluster``, and ``view``: the
 open tab, one of ``ui.links.NEURON_VIEWS``; only the open tab's figures are
 built and drawn). Every number
-comes from ``mechmnistic.analysis`` (``neurons``, ``connections``, ``conv``,
+comes from ``mechmnistic.analysis`` (``unit_behaviour``, ``connections``, ``conv``,
 ``grounding``, ``atlas``); the sections are drawn by ``ui.neuron_views``.
 """
 
 import numpy as np
 import streamlit as st
 
-from mechmnistic.analysis import neurons
 from mechmnistic.analysis.atlas import DEFAULT_TOP_K, MAX_TOP_K, AtlasParameters
 from mechmnistic.analysis.cluster_stats import MAX_CLUSTERS
 from mechmnistic.analysis.latents import NEURONS
+from mechmnistic.analysis.unit_behaviour import activation_values, distribution_from_values, similar_units
 from mechmnistic.cache import model_fingerprint
 from mechmnistic.data import N_DIGITS, SIZES
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz import neuron as viz
-from ui import latent_views, linearity, loaders, neuron_data
+from ui import latent_views, linearity, loaders, neuron_data, split_data
 from ui import neuron_views as views
 from ui.links import CLUSTERS, NEURON_VIEW_PARAM, NEURON_VIEWS, ON_INPUT, READS, TOP_EXAMPLES
 from ui.params import Param, choice_param, int_param, position_param, set_params
@@ -104,14 +104,14 @@ else:
     elif position is not None:
         test_pre = neuron_data.position_values(model_name, layer, unit_index, position, TEST)
     else:
-        test_pre = neuron_data.activations(model_name, layer, TEST).pre[:, unit_index]
+        test_pre = split_data.activations(model_name, layer, TEST).pre[:, unit_index]
     shown_input = ShownInput(TEST, int(np.argmax(test_pre)), pinned=False)
 st.session_state["nx_split"] = shown_input.split
 st.session_state["nx_index"] = shown_input.index
 if channel_controls:
     size = unit_layer.map_side
     if position is None:  # the row/col inputs start where the channel peaks on the shown input
-        position_there = neuron_data.activations(model_name, layer, shown_input.split).argmax[shown_input.index,
+        position_there = split_data.activations(model_name, layer, shown_input.split).argmax[shown_input.index,
                                                                                               unit_index]
         st.session_state["nx_row"], st.session_state["nx_col"] = (int(v) for v in position_there)
     else:
@@ -249,15 +249,16 @@ def unit_examples():
 
 try:
     if dictionary is not None:  # a latent: the same views, from its activations and its grounding
-        train_pre = neuron_data.latent_values(model_name, layer, basis).values[:, unit_index]
-        similar_units, similarity = latent_views.similar_latents(unit)
+        train_pre = train_values = neuron_data.latent_values(model_name, layer, basis).values[:, unit_index]
+        similar, similarity = latent_views.similar_latents(unit)
         on_input = views.ground_latent_on_input(unit, shown_input)
     else:
-        train_pre = (neuron_data.activations(model_name, layer).pre[:, unit_index] if position is None
+        train_pre = (split_data.activations(model_name, layer).pre[:, unit_index] if position is None
                      else neuron_data.position_values(model_name, layer, unit_index, position))
-        similar_units, similarity = neurons.similar_neurons(model, layer, unit_index, count=5)
+        train_values = activation_values(unit_layer.activation, train_pre)
+        similar, similarity = similar_units(model, layer, unit_index, count=5)
         on_input = views.ground_on_input(unit, shown_input)
-    distribution = neurons.distribution_from_values(train_pre, loaders.mnist("train").labels, N_DIGITS)
+    distribution = distribution_from_values(train_pre, train_values, loaders.mnist("train").labels, N_DIGITS)
     n_clusters = neuron_data.stored_cluster_count(model_name, layer, basis, unit_index, position, params)
     if n_clusters is None:
         n_clusters = len(unit_examples()[1].stats.sizes)
@@ -315,7 +316,7 @@ if tabs[READS].open and dictionary is not None:
                                                      distribution.firing_fraction), key="nx_fig_hist")
         with weights_row[2]:
             st.markdown("**Similar latents** (cosine of decoder rows)")
-            for rank, (other, cosine) in enumerate(zip(similar_units, similarity, strict=True)):
+            for rank, (other, cosine) in enumerate(zip(similar, similarity, strict=True)):
                 st.button(f"latent {other} · {cosine:+.2f}", key=f"nx_similar_{rank}", on_click=_go_to_unit,
                           args=(int(other),), help=f"cosine similarity of decoder rows {cosine:.4f}")
         st.plotly_chart(viz.firing_by_class_figure(distribution.firing_by_class), key="nx_fig_classes")
@@ -346,7 +347,7 @@ elif tabs[READS].open:
         with behaviour[1]:
             similar_by = "kernels" if conv else "input weights"
             st.markdown(f"**Similar {kind.lower()}s** (cosine of {similar_by})")
-            for rank, (other, cosine) in enumerate(zip(similar_units, similarity, strict=True)):
+            for rank, (other, cosine) in enumerate(zip(similar, similarity, strict=True)):
                 st.button(f"{kind.lower()} {other} · {cosine:+.2f}", key=f"nx_similar_{rank}", on_click=_go_to_unit,
                           args=(int(other),), help=f"cosine similarity of {similar_by} {cosine:.4f}")
             st.caption("The address bar always links to exactly this view.")

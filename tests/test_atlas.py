@@ -18,7 +18,7 @@ from mechmnistic.analysis.cluster_stats import ClusterParameterError
 from mechmnistic.analysis.clusters import FeatureClusters
 from mechmnistic.analysis.conv import receptive_field
 from mechmnistic.analysis.embeddings import hadamard_embeddings
-from mechmnistic.analysis.neurons import input_weights, top_indices
+from mechmnistic.analysis.unit_behaviour import top_indices
 from mechmnistic.analysis.units import UnitError
 from mechmnistic.cache import entry_path
 
@@ -102,7 +102,7 @@ def test_unit_clusters_embeddings_sum_to_the_pre_activation(atlas_and_progress, 
     model = bundled("mlp-1x64")
     unit = 17
     view = unit_clusters(model, atlas, unit)
-    np.testing.assert_allclose(view.biases, input_weights(model, "layers.0", unit).bias, rtol=1e-6)
+    np.testing.assert_allclose(view.biases, float(model.get_submodule("layers.0").bias[unit]), rtol=1e-6)
     np.testing.assert_allclose(view.embeddings.sum(axis=(1, 2)) + view.biases, atlas.top_pre[unit], atol=1e-4)
     assert view.embeddings.shape == (500, 28, 28)
     assert view.class_counts.sum(axis=1).tolist() == view.stats.sizes.tolist()

@@ -15,11 +15,12 @@ import json
 import numpy as np
 import pytest
 
-from mechmnistic.analysis import neurons
+from mechmnistic.analysis import unit_behaviour
 from mechmnistic.analysis.activations import layer_activations
 from mechmnistic.analysis.atlas import AtlasParameters, neuron_atlas, position_clusters, unit_clusters
 from mechmnistic.analysis.connections import incoming_weights, outgoing_weights
 from mechmnistic.analysis.conv import filters, position_activations
+from mechmnistic.analysis.embeddings import first_layer_effective_weights
 from mechmnistic.cli import main
 
 from .test_cli import cli
@@ -92,14 +93,14 @@ def test_neuron_gives_the_api_numbers(bundled, mnist_train, name, layer, unit, p
     assert result["clusters"]["mean_similarity_between"] == stats.mean_inter
     assert result["clusters"]["explained"] == clusters.explained
     # Activation statistics over the training set.
-    expected = neurons.distribution_from_values(pre, mnist_train.labels, 10)
+    expected = unit_behaviour.distribution_from_values(pre, np.maximum(pre, 0), mnist_train.labels, 10)  # ReLU
     stats_shown = result["statistics"]
     for key in ("firing_fraction", "mean", "std", "max"):
         assert stats_shown[key] == getattr(expected, key), key
     np.testing.assert_array_equal(stats_shown["firing_by_class"], expected.firing_by_class)
     np.testing.assert_array_equal(stats_shown["histogram"]["counts"], expected.counts)
     assert stats_shown["n_images"] == 60_000
-    similar, cosine = neurons.similar_neurons(model, layer, unit)
+    similar, cosine = unit_behaviour.similar_units(model, layer, unit)
     assert [s["unit"] for s in result["similar"]] == similar.tolist()
     np.testing.assert_array_equal([s["cosine"] for s in result["similar"]], cosine)
 
@@ -110,11 +111,11 @@ def test_neuron_weights_are_what_the_unit_reads_and_writes(bundled, name, layer,
     model = bundled(name)
     module = model.get_submodule(layer)
     assert weights["bias"] == float(module.bias.detach()[unit])
-    if layer == "layers.0":  # an MLP's first layer: pixel space (the documented neurons API)
-        expected = neurons.input_weights(model, layer, unit)
+    if layer == "layers.0":  # an MLP's first layer: pixel space (the first layer's effective weights)
+        expected = first_layer_effective_weights(model, np.array([unit]))[0][0]
         assert weights["reads"] == "pixels" and np.shape(weights["input_weights"]) == (28, 28)
-        np.testing.assert_array_equal(weights["input_weights"], expected.weights)
-        np.testing.assert_array_equal(weights["output_weights"], neurons.output_weights(model, layer, unit).weights)
+        np.testing.assert_array_equal(weights["input_weights"], expected)
+        np.testing.assert_array_equal(weights["output_weights"], outgoing_weights(model, layer, unit).weights)
     elif layer == "conv1":  # the first conv layer: its kernel
         np.testing.assert_array_equal(weights["input_weights"], filters(model, layer).weights[unit])
     else:

@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from mechmnistic import predict
+from mechmnistic.analysis.activations import activations_are_cached, layer_activations
 from mechmnistic.analysis.predictions import (
     example,
     indices_of_digit,
     misclassified,
     model_labels,
+    predictions_are_cached,
     split_predictions,
 )
 from mechmnistic.cache import is_cached
@@ -36,6 +38,20 @@ def test_predictions_match_the_model_and_its_card(bundled, mnist_test, fresh_cac
     assert result.accuracy == pytest.approx(model.card.metrics["test_accuracy"], abs=1e-9)
     again = split_predictions(model, "test")
     np.testing.assert_array_equal(again.logits, result.logits)
+
+
+def test_the_last_layers_activations_are_the_predictions_stored_once(bundled, fresh_cache):
+    """A split's logits are one entry on disk: the final layer's activations read the predictions."""
+    model = bundled("mlp-2x64")
+    final = model.layout.final.name
+    assert not activations_are_cached(model, final, "test") and not predictions_are_cached(model, "test")
+    acts = layer_activations(model, final, "test")
+    assert predictions_are_cached(model, "test") and activations_are_cached(model, final, "test")
+    assert len(list(fresh_cache.rglob("*.npz"))) == 1, "one file: the predictions, not a second copy"
+    logits = split_predictions(model, "test").logits
+    np.testing.assert_array_equal(acts.values, logits)
+    np.testing.assert_array_equal(acts.pre, logits)  # the last layer has no activation function
+    assert not is_cached(model, "layer_activations", {"layer": final, "split": "test"})
 
 
 def test_misclassified_are_all_wrong_and_most_confident_first(bundled, fresh_cache):

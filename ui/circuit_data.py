@@ -12,45 +12,23 @@ import numpy as np
 import streamlit as st
 
 from mechmnistic.analysis.ablation import InterventionResult, ablate, patch_activations
-from mechmnistic.analysis.activations import activations_are_cached, layer_activations
 from mechmnistic.analysis.attribution import unit_contributions
 from mechmnistic.analysis.geometry import layer_pca
-from mechmnistic.analysis.hypothesis import image_scores, model_predictions
+from mechmnistic.analysis.hypothesis import image_scores
 from mechmnistic.cache import model_fingerprint
-from mechmnistic.data import SIZES
 from mechmnistic.hooks import run_with_cache
 
-from . import loaders
-
-
-def _spinner_text(model_name: str, layer: str, split: str) -> str:
-    net = loaders.load_model(model_name)
-    if activations_are_cached(net, layer, split):
-        return "Loading activations…"
-    return f"Computing {layer} over all {SIZES[split]:,} {split} images (once per model, then cached)…"
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _activations(model_name: str, fingerprint: str, layer: str, split: str) -> np.ndarray:
-    return layer_activations(loaders.load_model(model_name), layer, split).values
+from . import loaders, split_data
 
 
 def activations(model_name: str, layer: str, split: str) -> np.ndarray:
     """``layer``'s unit activations over ``split``, float32 ``[N, U]`` (read-only)."""
-    with st.spinner(_spinner_text(model_name, layer, split)):
-        return _activations(model_name, model_fingerprint(loaders.load_model(model_name)), layer, split)
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _predictions(model_name: str, fingerprint: str, split: str) -> np.ndarray:
-    return model_predictions(loaders.load_model(model_name), split)
+    return split_data.activations(model_name, layer, split).values
 
 
 def predictions(model_name: str, split: str) -> np.ndarray:
     """The model's predicted class for every image of ``split``, int64 ``[N]``."""
-    net = loaders.load_model(model_name)
-    with st.spinner(_spinner_text(model_name, net.layer_names[-1], split)):
-        return _predictions(model_name, model_fingerprint(net), split)
+    return split_data.predictions(model_name, split).predicted
 
 
 @st.cache_data(show_spinner="Scoring every image against the template…", max_entries=32)
@@ -88,7 +66,7 @@ def _unit_contributions(model_name: str, fingerprint: str, target: tuple[int, in
     net = loaders.load_model(model_name)
     feeds = net.layout.feeds_logits
     if feeds is not None and not feeds.is_conv:
-        values = _activations(model_name, fingerprint, feeds.name, "test")
+        values = split_data.activations(model_name, feeds.name, "test").values
     else:  # conv maps (or pixels) feed the output: not in the per-unit cache; unit_contributions says so
         hook = feeds.output_hook if feeds is not None else "input"
         values = run_with_cache(net, loaders.mnist("test").images, names=[hook])[1][hook]

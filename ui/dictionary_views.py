@@ -15,8 +15,8 @@ import streamlit as st
 from mechmnistic.analysis.atlas import AtlasParameters
 from mechmnistic.analysis.feature_splitting import best_matches, split_latents
 from mechmnistic.analysis.latents import NEURONS
-from mechmnistic.analysis.neurons import top_indices
 from mechmnistic.analysis.polysemanticity import ONE_DIGIT_SHARE, Scoreboard
+from mechmnistic.analysis.unit_behaviour import top_indices
 from mechmnistic.cache import model_fingerprint
 from mechmnistic.data import N_DIGITS, SIZES
 from mechmnistic.dictionaries import (

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from mechmnistic.analysis.activations import LayerActivations, activations_are_cached, layer_activations
+from mechmnistic.analysis.activations import LayerActivations
 from mechmnistic.analysis.atlas import (
     AtlasParameters,
     NeuronAtlas,
@@ -32,42 +32,21 @@ from mechmnistic.analysis.latents import (
     layer_bases,
     resolve_basis,
 )
-from mechmnistic.analysis.neurons import TopExamples
 from mechmnistic.analysis.polysemanticity import latent_scoreboard, latent_scoreboard_is_cached
+from mechmnistic.analysis.unit_behaviour import TopExamples
 from mechmnistic.cache import is_cached, model_fingerprint
 from mechmnistic.data import SIZES
 from mechmnistic.dictionaries.dictionary import Dictionary
 
 from . import loaders
-
-
-def _read_only(*arrays: np.ndarray | None) -> None:
-    for array in arrays:
-        if array is not None:
-            array.flags.writeable = False
-
-
-@st.cache_resource(show_spinner=False, max_entries=16)
-def _activations(model_name: str, fingerprint: str, layer: str, split: str) -> LayerActivations:
-    acts = layer_activations(loaders.load_model(model_name), layer, split)
-    _read_only(acts.values, acts.pre, acts.argmax)
-    return acts
-
-
-def activations(model_name: str, layer: str, split: str = "train") -> LayerActivations:
-    """``layer``'s activations over ``split`` (a pass over the split the first time, said so)."""
-    model = loaders.load_model(model_name)
-    message = "Reading activations…" if activations_are_cached(model, layer, split) else \
-        f"Computing {layer} over all {SIZES[split]:,} {split} images (once per model, then cached)…"
-    with st.spinner(message):
-        return _activations(model_name, model_fingerprint(model), layer, split)
+from .split_data import read_only
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
 def _position_values(model_name: str, fingerprint: str, layer: str, channel: int, position: tuple[int, int],
                      split: str) -> np.ndarray:
     values = position_activations(loaders.load_model(model_name), layer, channel, position, split)
-    _read_only(values)
+    read_only(values)
     return values
 
 
@@ -86,7 +65,7 @@ def position_values(model_name: str, layer: str, channel: int, position: tuple[i
 @st.cache_resource(show_spinner=False, max_entries=16)
 def _stored_atlas(model_name: str, fingerprint: str, layer: str, params: AtlasParameters) -> NeuronAtlas:
     atlas = neuron_atlas(loaders.load_model(model_name), layer, params)
-    _read_only(atlas.top_indices, atlas.top_pre, atlas.cluster_labels, atlas.n_clusters, atlas.explained,
+    read_only(atlas.top_indices, atlas.top_pre, atlas.cluster_labels, atlas.n_clusters, atlas.explained,
                atlas.mean_intra, atlas.mean_inter, atlas.top_positions)
     return atlas
 
@@ -155,7 +134,7 @@ def dictionary(model_name: str, fingerprint: str, layer: str, basis: str) -> Dic
 def _latent_values(model_name: str, fingerprint: str, layer: str, basis: str, split: str) -> LayerActivations:
     values = latent_activations(loaders.load_model(model_name), dictionary(model_name, fingerprint, layer, basis),
                                 split)
-    _read_only(values.values, values.argmax)
+    read_only(values.values, values.argmax)
     return values
 
 

@@ -1,6 +1,6 @@
 """The Neuron Explorer's sections for one unit: what it reads and writes, one input, top examples, clusters.
 
-Each function draws one section from arrays the core computed (``analysis.neurons``,
+Each function draws one section from arrays the core computed (``analysis.unit_behaviour``,
 ``connections``, ``conv``, ``grounding``, ``atlas``) with figures from
 ``mechmnistic.viz``. A ``Unit`` says what is shown; links to other units go
 through ``ui.unit_address.open_unit`` (a click) or ``ui.links.neuron_href``
@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from mechmnistic.analysis import neurons
 from mechmnistic.analysis.atlas import AtlasParameters, UnitClusters
 from mechmnistic.analysis.connections import Contributions, incoming_weights, outgoing_weights, upstream_contributions
 from mechmnistic.analysis.conv import (
@@ -26,9 +25,10 @@ from mechmnistic.analysis.conv import (
     receptive_field,
     receptive_field_crops,
 )
+from mechmnistic.analysis.embeddings import first_layer_effective_weights
 from mechmnistic.analysis.grounding import effective_weights
 from mechmnistic.analysis.latents import latent_effective_weights
-from mechmnistic.analysis.neurons import TopExamples
+from mechmnistic.analysis.unit_behaviour import TopExamples
 from mechmnistic.dictionaries.dictionary import Dictionary
 from mechmnistic.models.architectures import MNISTNet
 from mechmnistic.threads import one_thread
@@ -190,12 +190,12 @@ def incoming_section(unit: Unit, on_input: OnInput) -> None:
 
 def pixel_weights_section(unit: Unit) -> None:
     """A first-layer neuron's input weights: a pixel-space map (input normalisation folded in)."""
-    inputs = neurons.input_weights(unit.model, unit.layer, unit.index)
-    st.plotly_chart(viz.input_weights_figure(inputs.weights, inputs.source), key="nx_fig_in")
+    weights = first_layer_effective_weights(unit.model, np.array([unit.index]))[0][0]  # [28, 28]
+    st.plotly_chart(viz.input_weights_figure(weights, "pixels"), key="nx_fig_in")
 
     def table() -> pd.DataFrame:
-        rows, cols = np.indices(inputs.weights.shape)
-        return pd.DataFrame({"row": rows.ravel(), "col": cols.ravel(), "input_weight": inputs.weights.ravel()})
+        rows, cols = np.indices(weights.shape)
+        return pd.DataFrame({"row": rows.ravel(), "col": cols.ravel(), "input_weight": weights.ravel()})
 
     csv_button("Input weights (CSV)", table, f"{unit.stem}-input-weights.csv", key="nx_dl_in")
 

@@ -1,7 +1,8 @@
 """Per-unit activations over a whole MNIST split, cached on disk.
 
 A *unit* of a fully connected layer is one neuron; its activation is the
-value after the layer's activation function (for the last layer, the logit).
+value after the layer's activation function (for the last layer, the logit:
+those are the split's predictions, ``analysis.predictions``, stored once).
 A unit of a conv layer is a channel, taken on each image at the position of
 its maximum pre-activation (the number grounding explains); its activation
 there is the activation function of that maximum (for ReLU and any other
@@ -21,6 +22,7 @@ from ..cache import cached, is_cached
 from ..data import Split, load_mnist
 from ..hooks import eval_mode, forward_to, run_with_cache, safe_batch_size, to_pixels
 from ..models.architectures import MNISTNet, activate
+from .predictions import predictions_are_cached, split_predictions
 
 
 @dataclass(frozen=True)
@@ -80,11 +82,16 @@ def _cache_key(model: MNISTNet, layer: str, split: Split) -> dict:
 
 def activations_are_cached(model: MNISTNet, layer: str, split: Split = "train") -> bool:
     """Whether ``layer_activations`` will read from disk (so a page can announce a first-time pass)."""
+    if model.layout[layer].is_final:
+        return predictions_are_cached(model, split)
     return is_cached(model, "layer_activations", _cache_key(model, layer, split))
 
 
 def layer_activations(model: MNISTNet, layer: str, split: Split = "train") -> LayerActivations:
     """Activations of ``layer``'s units over the whole ``split``, cached on disk."""
+    if model.layout[layer].is_final:  # the logits (a Linear layer, no activation): one copy on disk, not two
+        logits = split_predictions(model, split).logits
+        return LayerActivations(layer, logits, logits)
     images = load_mnist(split).images
 
     def compute() -> dict[str, np.ndarray]:

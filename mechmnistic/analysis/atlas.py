@@ -35,6 +35,7 @@ from ..cache import cached, is_cached
 from ..data import N_DIGITS, Split, load_mnist
 from ..dictionaries.dictionary import Dictionary
 from ..models.architectures import MNISTNet
+from ..models.config import Activation
 from ..threads import one_thread
 from .activations import layer_activations
 from .cluster_stats import (
@@ -48,7 +49,7 @@ from .cluster_stats import (
 from .conv import position_activations, receptive_field, receptive_field_crops
 from .embeddings import Embeddings, hadamard_embeddings_pairs
 from .latents import latent_activations, latent_effective_weights
-from .neurons import TopExamples, top_indices
+from .unit_behaviour import TopExamples, activation_values, top_indices
 from .units import UnitError, check_positions, check_units
 
 #: ``progress(done, total, message)``: called as the atlas is computed (``done`` out of ``total`` steps).
@@ -103,7 +104,8 @@ class NeuronAtlas:
     ``n_clusters`` int64 ``[U]``, ``explained``, ``mean_intra`` and
     ``mean_inter`` float ``[U]`` (see ``FeatureClusters``). Conv layers only:
     ``top_positions`` int64 ``[U, K, 2]``, where in the map each example's
-    maximum is (``None`` for FC layers).
+    maximum is (``None`` for FC layers). ``activation``: the layer's, which
+    turns ``top_pre`` into the activations ``top_examples`` shows.
     """
 
     layer: str
@@ -116,6 +118,7 @@ class NeuronAtlas:
     mean_intra: np.ndarray
     mean_inter: np.ndarray
     top_positions: np.ndarray | None = None
+    activation: Activation | None = None
 
     @property
     def n_units(self) -> int:
@@ -124,7 +127,8 @@ class NeuronAtlas:
     def top_examples(self, unit: int) -> TopExamples:
         """Unit ``unit``'s top examples (labels from the split)."""
         indices, pre = self.top_indices[unit], self.top_pre[unit]
-        return TopExamples(indices, pre, np.maximum(pre, 0), load_mnist(self.params.split).labels[indices])
+        return TopExamples(indices, pre, activation_values(self.activation, pre),
+                           load_mnist(self.params.split).labels[indices])
 
 
 def atlas_is_cached(model: MNISTNet, layer: str, params: AtlasParameters | None = None) -> bool:
@@ -206,7 +210,7 @@ def neuron_atlas(
     arrays = cached(model, _ANALYSIS, params.key(layer), lambda: compute_atlas(model, layer, params, progress))
     return NeuronAtlas(layer, params, **{name: arrays[name] for name in (
         "top_indices", "top_pre", "cluster_labels", "n_clusters", "explained", "mean_intra", "mean_inter")},
-        top_positions=arrays.get("top_positions"))
+        top_positions=arrays.get("top_positions"), activation=model.layout[layer].activation)
 
 
 @dataclass(frozen=True)
@@ -293,7 +297,8 @@ def position_clusters(
                            np.broadcast_to(cell, (len(indices), 2)))
         fit = params.estimator().fit(grounded.vectors)
         view = _unit_view(grounded, fit.labels_, data.labels[indices], fit.explained_)
-    top = TopExamples(indices, pre[indices], np.maximum(pre[indices], 0), data.labels[indices])
+    top = TopExamples(indices, pre[indices], activation_values(model.layout[layer].activation, pre[indices]),
+                      data.labels[indices])
     return top, view
 
 

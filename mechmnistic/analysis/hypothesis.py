@@ -35,7 +35,7 @@ from ..data import Split, load_mnist
 from ..errors import MechMNISTicError
 from ..labels import template_similarity
 from ..models.architectures import MNISTNet
-from .activations import layer_activations
+from .predictions import split_predictions
 from .templates import Template
 from .units import dead_units
 
@@ -353,12 +353,6 @@ class Hypothesis:
                 "center": self.center, "rule": self.rule.to_dict()}
 
 
-def model_predictions(model: MNISTNet, split: Split) -> np.ndarray:
-    """The model's predicted class on every image of ``split``, int64 ``[N]`` (from cached logits)."""
-    logits = layer_activations(model, model.layer_names[-1], split).values
-    return logits.argmax(axis=1).astype(np.int64)
-
-
 @dataclass(frozen=True, eq=False)
 class HypothesisCheck:
     """A hypothesis against a model on one split.
@@ -401,8 +395,8 @@ def compare(rule: Rule, scores: np.ndarray, predictions: np.ndarray, split: str 
 
 def check_hypothesis(model: MNISTNet, hypothesis: Hypothesis, split: Split) -> HypothesisCheck:
     """Score every image of ``split`` and compare the rule's labels with the model's predictions."""
-    return compare(hypothesis.rule, hypothesis.scores(load_mnist(split).images), model_predictions(model, split),
-                   split)
+    scores = hypothesis.scores(load_mnist(split).images)
+    return compare(hypothesis.rule, scores, split_predictions(model, split).predicted, split)
 
 
 def hypothesis_report(

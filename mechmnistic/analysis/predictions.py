@@ -12,12 +12,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..cache import cached
+from ..cache import cached, is_cached
 from ..data import Split, load_mnist
 from ..errors import MechMNISTicError
 from ..hooks import run_with_cache
 from ..labels import apply_label_function
 from ..models.architectures import MNISTNet
+
+_ANALYSIS = "predictions"
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,11 @@ def model_labels(model: MNISTNet, split: Split) -> np.ndarray:
     return apply_label_function(spec, images, digits)
 
 
+def predictions_are_cached(model: MNISTNet, split: Split = "test") -> bool:
+    """Whether ``split_predictions`` will read from disk."""
+    return is_cached(model, _ANALYSIS, {"split": split})
+
+
 def split_predictions(model: MNISTNet, split: Split = "test") -> Predictions:
     """``model``'s logits on every image of ``split``, cached on disk, with the model's labels."""
     images = load_mnist(split).images
@@ -60,7 +67,7 @@ def split_predictions(model: MNISTNet, split: Split = "test") -> Predictions:
         logits, _ = run_with_cache(model, images, names=[])
         return {"logits": logits.numpy().astype(np.float32)}
 
-    arrays = cached(model, "predictions", {"split": split}, compute)
+    arrays = cached(model, _ANALYSIS, {"split": split}, compute)
     return Predictions(split, arrays["logits"], model_labels(model, split))
 
 

@@ -27,7 +27,8 @@ from ..errors import MechMNISTicError
 from ..models.architectures import MNISTNet
 from .feature_viz import FeatureVizConfig
 from .geometry import LayerPCA, principal_direction, weighted_loadings
-from .hypothesis import BandFit, BandRule, Hypothesis, HypothesisCheck, compare, model_predictions
+from .hypothesis import BandFit, BandRule, Hypothesis, HypothesisCheck, compare
+from .predictions import split_predictions
 from .scrubbing import DEFAULT_TOLERANCES, ScrubResult, scrub
 from .templates import Template, resolve_template
 
@@ -88,10 +89,10 @@ def fit_band(model: MNISTNet, train_scores: np.ndarray, test_scores: np.ndarray)
     over each split (``hypothesis.image_scores``; passed in so that a caller
     that already holds them does not score 70,000 images twice).
     """
-    train_predictions = model_predictions(model, "train")
+    train_predictions = split_predictions(model, "train").predicted
     fit = BandFit(inside_label=0, outside_label=1).fit(train_scores, train_predictions)
     return BandStep(resolve_template(TEMPLATE), fit, compare(fit.rule_, train_scores, train_predictions, "train"),
-                    compare(fit.rule_, test_scores, model_predictions(model, "test"), "test"))
+                    compare(fit.rule_, test_scores, split_predictions(model, "test").predicted, "test"))
 
 
 def _scrub_params(band: BandStep) -> dict[str, Any]:

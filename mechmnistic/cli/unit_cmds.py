@@ -146,10 +146,10 @@ def neuron_cmd(args: argparse.Namespace) -> int:
 def neuron_report(model, model_name: str, layer: str, unit: int, position: tuple[int, int] | None,
                   params) -> dict[str, Any]:
     """Everything ``neuron`` prints, from the functions the Neuron Explorer calls."""
-    from ..analysis import neurons
     from ..analysis.activations import layer_activations
     from ..analysis.atlas import neuron_atlas, position_clusters, unit_clusters
     from ..analysis.conv import position_activations
+    from ..analysis.unit_behaviour import activation_values, distribution_from_values, similar_units
     from ..data import N_DIGITS, load_mnist
 
     if position is None:
@@ -159,8 +159,9 @@ def neuron_report(model, model_name: str, layer: str, unit: int, position: tuple
     else:
         pre = position_activations(model, layer, unit, position, params.split)
         top, clusters = position_clusters(model, layer, unit, position, params)
-    distribution = neurons.distribution_from_values(pre, load_mnist(params.split).labels, N_DIGITS)
-    similar, cosine = neurons.similar_neurons(model, layer, unit, count=5)
+    values = activation_values(model.layout[layer].activation, pre)
+    distribution = distribution_from_values(pre, values, load_mnist(params.split).labels, N_DIGITS)
+    similar, cosine = similar_units(model, layer, unit, count=5)
     conv = model.layout[layer].is_conv
     return {
         "model": model_name, "layer": layer, "unit": unit, "kind": "channel" if conv else "neuron",
@@ -182,9 +183,9 @@ def neuron_report(model, model_name: str, layer: str, unit: int, position: tuple
 
 def _weights(model, layer: str, unit: int, position: tuple[int, int] | None) -> dict[str, Any]:
     """What the unit reads (input weights) and writes (output weights), as the page's first tab shows them."""
-    from ..analysis import neurons
     from ..analysis.connections import incoming_weights, outgoing_weights
     from ..analysis.conv import filters
+    from ..analysis.embeddings import first_layer_effective_weights
 
     unit_layer = model.layout[layer]
     conv = unit_layer.is_conv
@@ -197,7 +198,7 @@ def _weights(model, layer: str, unit: int, position: tuple[int, int] | None) -> 
         source, weights = "pixels", shaped.ravel()
         labels = [f"input ch{c} +({dy}, {dx})" for c, dy, dx in np.ndindex(*shaped.shape)]
     else:  # a first fully connected layer: a pixel map, the input normalisation folded in
-        shaped = neurons.input_weights(model, layer, unit).weights
+        shaped = first_layer_effective_weights(model, np.array([unit]))[0][0]
         source, weights = "pixels", shaped.ravel()
         labels = [f"pixel ({r}, {c})" for r, c in np.ndindex(*shaped.shape)]
     strongest = np.argsort(-np.abs(weights), kind="stable")[:STRONGEST]
@@ -311,14 +312,14 @@ def atlas_cmd(args: argparse.Namespace) -> int:
 def atlas_arrays(model, model_name: str, layer: str, params) -> dict[str, np.ndarray]:
     """Every unit of ``layer``: the atlas itself, each unit's statistics (``neuron``'s), and per-cluster numbers
     padded to ``MAX_CLUSTERS`` columns (size 0, index -1, NaN where a unit has fewer clusters)."""
-    from ..analysis import neurons
     from ..analysis.activations import layer_activations
     from ..analysis.atlas import neuron_atlas, unit_clusters
     from ..analysis.cluster_stats import MAX_CLUSTERS
+    from ..analysis.unit_behaviour import activation_values, distribution_from_values
     from ..data import N_DIGITS, load_mnist
 
     atlas = neuron_atlas(model, layer, params, _progress())
-    pre = layer_activations(model, layer, params.split).pre
+    acts = layer_activations(model, layer, params.split)
     labels = load_mnist(params.split).labels
     count, width = atlas.n_units, MAX_CLUSTERS
     stats = {name: np.zeros(count) for name in ("firing_fraction", "mean", "std", "max")}
@@ -328,7 +329,7 @@ def atlas_arrays(model, model_name: str, layer: str, params) -> dict[str, np.nda
     intra, inter = np.full((count, width), np.nan), np.full((count, width), np.nan)
     class_counts = np.zeros((count, width, N_DIGITS), np.int64)
     for unit in range(count):
-        distribution = neurons.distribution_from_values(pre[:, unit], labels, N_DIGITS)
+        distribution = distribution_from_values(acts.pre[:, unit], acts.values[:, unit], labels, N_DIGITS)
         for name in stats:
             stats[name][unit] = getattr(distribution, name)
         firing_by_class[unit] = distribution.firing_by_class
@@ -343,7 +344,8 @@ def atlas_arrays(model, model_name: str, layer: str, params) -> dict[str, np.nda
         "explained_asked": np.array(params.explained),
         "bias": model.layer(layer).bias.detach().numpy().astype(np.float32),
         **stats, "firing_by_class": firing_by_class,
-        "top_indices": atlas.top_indices, "top_pre": atlas.top_pre, "top_activations": np.maximum(atlas.top_pre, 0),
+        "top_indices": atlas.top_indices, "top_pre": atlas.top_pre, "top_activations":
+            activation_values(atlas.activation, atlas.top_pre),
         "top_labels": labels[atlas.top_indices], "cluster_labels": atlas.cluster_labels,
         "n_clusters": atlas.n_clusters, "explained": atlas.explained, "mean_intra": atlas.mean_intra,
         "mean_inter": atlas.mean_inter, "cluster_sizes": sizes, "cluster_central_index": central,

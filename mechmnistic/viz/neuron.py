@@ -1,6 +1,6 @@
 """Figures for one unit: its weights, its activation distribution, its top examples and feature clusters.
 
-Arrays in (from ``mechmnistic.analysis.neurons``/``atlas``), ``go.Figure`` out.
+Arrays in (from ``mechmnistic.analysis.unit_behaviour``/``atlas``), ``go.Figure`` out.
 Signed maps (weights, Hadamard embeddings) are on a diverging scale centred
 at zero; digits are greys with ink dark.
 """

@@ -17,7 +17,8 @@ from mechmnistic.analysis.activations import layer_activations
 from mechmnistic.analysis.atlas import AtlasParameters, atlas_is_cached
 from mechmnistic.analysis.connections import upstream_contributions
 from mechmnistic.analysis.conv import feature_maps, pooled_cell_positions
-from mechmnistic.analysis.neurons import input_weights, similar_neurons, top_examples
+from mechmnistic.analysis.embeddings import first_layer_effective_weights
+from mechmnistic.analysis.unit_behaviour import similar_units, top_examples
 from ui.links import CLUSTERS, NEURON_VIEW_PARAM, NEURON_VIEWS, ON_INPUT, READS, TOP_EXAMPLES
 
 from . import tabs
@@ -89,8 +90,8 @@ def test_first_visit_computes_the_atlas_then_a_deep_link_reproduces_the_view(cac
     assert at.query_params["neuron"] == "17" and at.query_params["layer"] == "layers.0"
     assert NEURON_VIEW_PARAM not in at.query_params, "the first tab is the default: the URL need not name it"
     shown = decoded(figure(at, "nx_fig_in")["data"][0]["z"]).reshape(28, 28)
-    np.testing.assert_allclose(shown, input_weights(model, "layers.0", 17).weights, rtol=1e-6)
-    expected, _ = similar_neurons(model, "layers.0", 17)
+    np.testing.assert_allclose(shown, first_layer_effective_weights(model, np.array([17]))[0][0], rtol=1e-6)
+    expected, _ = similar_units(model, "layers.0", 17)
     assert [at.button(key=f"nx_similar_{rank}").label.split(" ·")[0] for rank in range(5)] == \
         [f"neuron {u}" for u in expected]
     open_tab(at, TOP_EXAMPLES)
@@ -455,7 +456,7 @@ def test_deep_link_in_a_real_browser(page, app_url, bundled):
     assert_no_exception(page)
     assert "layers.0 · neuron 9" in header_text(page)
     assert "neuron=9" in page.url and "/neuron" in page.url
-    bias = input_weights(bundled("mlp-1x64"), "layers.0", 9).bias
+    bias = float(bundled("mlp-1x64").get_submodule("layers.0").bias[9])
     assert page.get_by_test_id("stMetric").filter(has_text="Bias").inner_text().endswith(f"{bias:.3g}")
     # Plotly's script loads lazily after the page's first run: charts mount a moment after the metrics.
     # Each tab draws only its own charts: the first 4, then 3, 1 and 3.
@@ -478,7 +479,7 @@ def test_next_and_previous_in_a_real_browser(page, app_url, bundled):
     page.wait_for_url("**neuron=21**")
     wait_for_app(page)
     assert "layers.0 · neuron 21" in header_text(page)
-    bias = input_weights(model, "layers.0", 21).bias
+    bias = float(model.get_submodule("layers.0").bias[21])
     assert page.get_by_test_id("stMetric").filter(has_text="Bias").inner_text().endswith(f"{bias:.3g}")
     page.get_by_role("button", name="◀ Previous").click()
     page.wait_for_url("**neuron=20**")
@@ -488,7 +489,7 @@ def test_next_and_previous_in_a_real_browser(page, app_url, bundled):
     assert "layers.0 · neuron 19" in header_text(page)
     assert_no_exception(page)
     # A similar neuron's button lands on that neuron, in the address bar too.
-    first_similar = int(similar_neurons(model, "layers.0", 19)[0][0])
+    first_similar = int(similar_units(model, "layers.0", 19)[0][0])
     page.get_by_role("button", name=f"neuron {first_similar} ·").click()
     page.wait_for_url(f"**neuron={first_similar}**")
     wait_for_app(page)

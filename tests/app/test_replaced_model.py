@@ -19,7 +19,7 @@ import torch
 from streamlit.testing.v1 import AppTest
 
 import mechmnistic
-from mechmnistic.analysis.neurons import activation_distribution
+from mechmnistic.analysis.unit_behaviour import activation_distribution
 from mechmnistic.paths import zoo_root
 
 APP = "../../app.py"

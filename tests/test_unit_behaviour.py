@@ -1,4 +1,5 @@
-"""Single-unit analyses: weights in and out, similar units, activation distribution, top examples."""
+"""One unit over a split (``analysis.unit_behaviour``): its distribution, top examples and similar units; and what
+it reads and writes (``connections``, ``embeddings``) for the hand-built network below."""
 
 from __future__ import annotations
 
@@ -7,17 +8,19 @@ import pytest
 import torch
 
 from mechmnistic import run_with_cache
-from mechmnistic.analysis.neurons import (
+from mechmnistic.analysis.connections import incoming_weights, outgoing_weights
+from mechmnistic.analysis.embeddings import first_layer_effective_weights
+from mechmnistic.analysis.unit_behaviour import (
     activation_distribution,
+    activation_values,
     distribution_from_values,
-    input_weights,
-    output_weights,
-    similar_neurons,
+    similar_units,
     top_examples,
     top_indices,
 )
 from mechmnistic.analysis.units import UnitError
 from mechmnistic.models import Normalization, build_model, cnn_config, mlp_config
+from mechmnistic.models.config import Activation
 
 
 @pytest.fixture
@@ -38,10 +41,10 @@ def tiny():
 
 
 def test_first_layer_input_weights_are_the_pixel_map(tiny):
-    got = input_weights(tiny, "layers.0", 2)
-    assert got.in_pixel_space and got.source == "pixels" and got.weights.shape == (28, 28)
-    assert got.weights[0, 27] == -1.0 and np.count_nonzero(got.weights) == 1
-    assert got.bias == pytest.approx(0.3)
+    weights, bias = first_layer_effective_weights(tiny, np.array([2]))
+    assert weights.shape == (1, 28, 28)
+    assert weights[0, 0, 27] == -1.0 and np.count_nonzero(weights) == 1
+    assert bias[0] == pytest.approx(0.3)
 
 
 def test_normalisation_is_folded_into_first_layer_weights():
@@ -49,35 +52,35 @@ def test_normalisation_is_folded_into_first_layer_weights():
     model = build_model(mlp_config(hidden_sizes=(4,), normalization=Normalization(0.5, 0.25)))
     pixels = np.random.default_rng(0).random((3, 28, 28)).astype(np.float32)
     _, cache = run_with_cache(model, pixels, names=["layers.0.pre"])
-    got = input_weights(model, "layers.0", 1)
-    np.testing.assert_allclose((pixels * got.weights).sum((1, 2)) + got.bias, cache["layers.0.pre"][:, 1], atol=1e-4)
+    weights, bias = first_layer_effective_weights(model, np.array([1]))
+    np.testing.assert_allclose((pixels * weights[0]).sum((1, 2)) + bias[0], cache["layers.0.pre"][:, 1], atol=1e-4)
 
 
 def test_deeper_input_weights_and_output_weights(tiny):
-    deeper = input_weights(tiny, "layers.1", 0)
-    assert not deeper.in_pixel_space and deeper.source == "layers.0"
+    deeper = incoming_weights(tiny, "layers.1", 0)
+    assert deeper.sources.layer == "layers.0"
     np.testing.assert_array_equal(deeper.weights, [1.0, 2.0, 3.0])
     assert deeper.bias == 0.5
-    out = output_weights(tiny, "layers.0", 2)
-    assert out.target == "layers.1" and not out.to_classes
+    out = outgoing_weights(tiny, "layers.0", 2)
+    assert out.target_layer == "layers.1" and not tiny.layout[out.target_layer].is_final
     np.testing.assert_array_equal(out.weights, [3.0, 0.5])
-    to_classes = output_weights(tiny, "layers.1", 1)
-    assert to_classes.target == "layers.2" and to_classes.to_classes
+    to_classes = outgoing_weights(tiny, "layers.1", 1)
+    assert to_classes.target_layer == "layers.2" and tiny.layout[to_classes.target_layer].is_final
     np.testing.assert_array_equal(to_classes.weights, [1.0, 3.0, 5.0, 7.0])
 
 
-def test_similar_neurons_rank_by_cosine_of_input_weights(tiny):
-    units, similarity = similar_neurons(tiny, "layers.0", 0, count=5)
+def test_similar_units_rank_by_cosine_of_input_weights(tiny):
+    units, similarity = similar_units(tiny, "layers.0", 0, count=5)
     assert units.tolist() == [1, 2], "count is capped at the other units, self excluded"
     np.testing.assert_allclose(similarity, [1.0, 0.0], atol=1e-6)
 
 
-def test_similar_neurons_on_the_real_model_match_a_direct_computation(bundled):
+def test_similar_units_on_the_real_model_match_a_direct_computation(bundled):
     model = bundled("mlp-1x64")
     w = model.get_submodule("layers.0").weight.detach().numpy().astype(np.float64)
     w /= np.linalg.norm(w, axis=1, keepdims=True)
     expected = np.delete(np.argsort(-(w @ w[7])), 0)[:5]  # the first is unit 7 itself
-    units, similarity = similar_neurons(model, "layers.0", 7)
+    units, similarity = similar_units(model, "layers.0", 7)
     assert units.tolist() == expected.tolist()
     np.testing.assert_allclose(similarity, (w @ w[7])[expected], rtol=1e-5)
     assert np.all(np.diff(similarity) <= 0)
@@ -88,11 +91,11 @@ def test_similar_conv_channels_compare_all_their_kernels(bundled):
     w = model.get_submodule("conv2").weight.detach().numpy().reshape(16, -1).astype(np.float64)
     w /= np.linalg.norm(w, axis=1, keepdims=True)
     expected = np.delete(np.argsort(-(w @ w[3])), 0)[:4]
-    units, similarity = similar_neurons(model, "conv2", 3, count=4)
+    units, similarity = similar_units(model, "conv2", 3, count=4)
     assert units.tolist() == expected.tolist()
     np.testing.assert_allclose(similarity, (w @ w[3])[expected], rtol=1e-5)
     with pytest.raises(UnitError):
-        similar_neurons(model, "fc2", 0)  # the logits are not hidden units
+        similar_units(model, "fc2", 0)  # the logits are not hidden units
 
 
 @pytest.mark.parametrize(
@@ -101,24 +104,23 @@ def test_similar_conv_channels_compare_all_their_kernels(bundled):
      ("nope", 0), ("", 0)],
 )
 def test_bad_units_are_refused_with_a_clear_error(tiny, layer, unit):
-    with pytest.raises(UnitError):
-        input_weights(tiny, layer, unit)
+    for view in (activation_distribution, top_examples, similar_units):
+        with pytest.raises(UnitError):
+            view(tiny, layer, unit)
 
 
-def test_fc_unit_views_refuse_logits_and_convolutions(tiny):
+def test_unit_views_take_any_hidden_layer_and_refuse_the_logits(tiny):
     assert tiny.layout.hidden_names == ("layers.0", "layers.1")
     cnn = build_model(cnn_config())
-    assert [layer.name for layer in cnn.layout.hidden if not layer.is_conv] == ["fc1"]
-    with pytest.raises(UnitError):
-        input_weights(cnn, "conv1", 0)
-    with pytest.raises(UnitError):
-        input_weights(cnn, "fc2", 0)
+    assert similar_units(cnn, "conv1", 0)[0].size > 0, "a conv channel is a unit like any other"
+    with pytest.raises(UnitError, match="hidden"):
+        similar_units(cnn, "fc2", 0)
 
 
 def test_distribution_on_hand_values():
     pre = np.array([-1.0, 0.0, 0.5, 2.0, 3.0, -0.25])
     labels = np.array([0, 0, 1, 1, 1, 2])
-    dist = distribution_from_values(pre, labels, n_classes=3, bins=4)
+    dist = distribution_from_values(pre, np.maximum(pre, 0), labels, n_classes=3, bins=4)
     assert dist.firing_fraction == pytest.approx(3 / 6)
     assert dist.mean == pytest.approx(5.5 / 6) and dist.max == 3.0
     assert dist.std == pytest.approx(np.maximum(pre, 0).std())
@@ -132,7 +134,7 @@ def test_distribution_on_hand_values():
 
 
 def test_distribution_of_a_constant_unit():
-    dist = distribution_from_values(np.zeros(5), np.zeros(5, dtype=int), n_classes=2)
+    dist = distribution_from_values(np.zeros(5), np.zeros(5), np.zeros(5, dtype=int), n_classes=2)
     assert dist.firing_fraction == 0 and dist.n_images == 5 and dist.max == 0
 
 
@@ -175,3 +177,31 @@ def test_top_examples_on_the_real_model(bundled, mnist_train):
     rest[top.indices] = False
     _, everything = run_with_cache(model, mnist_train.images[rest], names=["layers.0.pre"])
     assert everything["layers.0.pre"][:, 9].max() <= top.pre[-1] + 1e-6
+
+
+def test_a_tanh_unit_is_described_by_tanh_not_by_relu(tmp_path, monkeypatch, mnist_train):
+    """Numbers "of the activation" use the layer's own function: a tanh unit never reports a maximum above 1."""
+    monkeypatch.setenv("MECHMNISTIC_CACHE", str(tmp_path))  # a throwaway model's activations stay out of the cache
+    torch.manual_seed(0)
+    model = build_model(mlp_config(hidden_sizes=(8,), activation=Activation("tanh")))
+    _, cache = run_with_cache(model, mnist_train.images, names=["layers.0.pre", "layers.0.post"])
+    pre, post = cache["layers.0.pre"][:, 3].numpy(), cache["layers.0.post"][:, 3].numpy()
+    np.testing.assert_allclose(post, np.tanh(pre), atol=1e-6)
+    dist = activation_distribution(model, "layers.0", 3)
+    assert dist.max == pytest.approx(post.max(), rel=1e-5) and dist.max <= 1.0
+    assert dist.mean == pytest.approx(post.mean(), rel=1e-4, abs=1e-6)
+    assert dist.firing_fraction == pytest.approx((pre > 0).mean())
+    top = top_examples(model, "layers.0", 3, k=10)
+    np.testing.assert_allclose(top.activations, np.tanh(top.pre), atol=1e-6)
+    np.testing.assert_allclose(activation_values(model.layout["layers.0"].activation, pre), post, atol=1e-6)
+
+
+def test_a_conv_channel_is_described_at_its_maximum(bundled, mnist_train):
+    model = bundled("cnn-digits")
+    _, cache = run_with_cache(model, mnist_train.images[:2000], names=["conv2.pre"])
+    peak = cache["conv2.pre"][:, 5].amax(dim=(1, 2)).numpy()
+    top = top_examples(model, "conv2", 5, k=5)
+    assert top.pre[0] >= peak.max() - 1e-4, "the top example over all 60,000 beats the first 2,000's best"
+    np.testing.assert_allclose(top.activations, np.maximum(top.pre, 0), atol=1e-6)
+    dist = activation_distribution(model, "conv2", 5)
+    assert dist.n_images == 60_000 and dist.max == pytest.approx(top.activations[0], rel=1e-5)
