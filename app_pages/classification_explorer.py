@@ -71,7 +71,7 @@ def _open_neuron(model_name: str, final: le.FinalLayer, unit: int, chosen: Chose
         st.info("The final layer reads flattened feature maps (or pixels) directly; they are not neurons.")
         return
     try:
-        go_to(NEURON_PAGE, model=model_name, layer=final.unit_layer, neuron=unit, **_neuron_params(chosen))
+        go_to(NEURON_PAGE, model=model_name, layer=final.unit_layer, unit=unit, **_neuron_params(chosen))
     except StreamlitAPIException:  # an app assembled without the Neuron Explorer
         st.warning(f"The Neuron Explorer is not part of this app; unit {unit}'s link is "
                    f"`{neuron_href(model_name, final.unit_layer, unit, **_neuron_params(chosen))}`.")

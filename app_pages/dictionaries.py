@@ -2,7 +2,7 @@
 polysemantic the layer's neurons are against the dictionary's latents.
 
 Deep link: ``/dictionaries?model=M&layer=L&sae=ID&section=TAB`` (``section``:
-one of ``SECTIONS``; feature splitting also takes ``small``, ``large`` and
+the slug of one of ``SECTIONS``; feature splitting also takes ``small``, ``large`` and
 ``latent``). The tabs are drawn by ``ui.dictionary_views``.
 """
 
@@ -12,10 +12,10 @@ from mechmnistic.analysis.atlas import AtlasParameters
 from mechmnistic.cache import model_fingerprint
 from ui import bound, dictionary_data, loaders
 from ui import dictionary_views as views
-from ui.tabs import url_tabs
+from ui.tabs import Tab, url_tabs
 
-QUALITY, TRAIN, SWEEP, SPLITTING, SCOREBOARD = ("Quality", "Train", "Sweep", "Feature splitting",
-                                                "Polysemanticity scoreboard")
+QUALITY, TRAIN, SWEEP = Tab("quality", "Quality"), Tab("train", "Train"), Tab("sweep", "Sweep")
+SPLITTING, SCOREBOARD = Tab("splitting", "Feature splitting"), Tab("scoreboard", "Polysemanticity scoreboard")
 SECTIONS = (QUALITY, TRAIN, SWEEP, SPLITTING, SCOREBOARD)
 
 st.title("Dictionaries")

@@ -102,7 +102,7 @@ if (clicked := data.clicked_customdata(event)) is not None:
     if kind == 1:
         go_to(CLASSIFY_PAGE, model=model_name, train_index=value)
     elif value >= 0:
-        go_to(NEURON_PAGE, model=model_name, layer=layer, neuron=value)
+        go_to(NEURON_PAGE, model=model_name, layer=layer, unit=value)
 
 rows = []
 for k, name in enumerate(result.names):

@@ -181,7 +181,7 @@ scatter = scatter_column.plotly_chart(
 for chosen in (bars, scatter):
     if (clicked := data.clicked_customdata(chosen)) is not None:
         unit = int(clicked[0])
-        go_to(NEURON_PAGE, model=model_name, layer=layer, neuron=unit)
+        go_to(NEURON_PAGE, model=model_name, layer=layer, unit=unit)
 
 order = loadings.order(sort_index)
 table = pd.DataFrame({"coordinate": [loadings.coordinates[u] for u in order], "unit": loadings.units[order]})

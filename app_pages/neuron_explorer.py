@@ -1,13 +1,13 @@
 """Neuron Explorer: one unit of any hidden layer — what it reads, what it writes, when it fires, and why.
 
-Deep link: ``/neuron?model=M&layer=L&neuron=U`` (a conv layer's ``neuron`` is a
-channel; with ``basis=dictionary:ID`` it is a latent of that dictionary of the
-layer, shown with every view a neuron gets; optional: ``pos=R,C`` for the
-channel at one cell of its map,
-``test_index``/``train_index`` for the input of the on-one-input views,
-``top_k``, ``clusters``, ``explained``, ``show``, ``cluster``, and ``view``: the
-open tab, one of ``ui.links.NEURON_VIEWS``; only the open tab's figures are
-built and drawn). Every number
+Deep link: ``/neuron?model=M&layer=L&unit=U`` (``neuron=U`` in older links; a
+conv layer's unit is a channel; with ``basis=dictionary:ID`` it is a latent of
+that dictionary of the layer, shown with every view a neuron gets). Optional:
+``pos=R,C`` for the channel at one cell of its map, ``test_index``/``train_index``
+for the input of the on-one-input views, ``top_k``, ``clusters``, ``explained``,
+``show``, ``cluster``, and ``view``: the open tab, the slug of one of
+``ui.links.NEURON_VIEWS`` (only the open tab's figures are built and drawn).
+Every control is bound to its parameter through ``ui.bound``. Every number
 comes from ``mechmnistic.analysis`` (``unit_behaviour``, ``connections``, ``conv``,
 ``grounding``, ``atlas``); the sections are drawn by ``ui.neuron_views``.
 """
@@ -23,10 +23,19 @@ from mechmnistic.cache import model_fingerprint
 from mechmnistic.data import N_DIGITS, SIZES
 from mechmnistic.errors import MechMNISTicError
 from mechmnistic.viz import neuron as viz
-from ui import latent_views, linearity, loaders, neuron_data, split_data
+from ui import bound, latent_views, linearity, loaders, neuron_data, split_data
 from ui import neuron_views as views
-from ui.links import CLUSTERS, NEURON_VIEW_PARAM, NEURON_VIEWS, ON_INPUT, READS, TOP_EXAMPLES
-from ui.params import Param, choice_param, int_param, position_param, set_params
+from ui.links import (
+    CLUSTERS,
+    NEURON_VIEW_PARAM,
+    NEURON_VIEWS,
+    OLD_UNIT_PARAM,
+    ON_INPUT,
+    READS,
+    TOP_EXAMPLES,
+    UNIT_PARAM,
+)
+from ui.params import Param, choice_param, int_param, position_param, rename_param, set_params
 from ui.tabs import url_tabs
 from ui.unit_address import ShownInput
 
@@ -46,53 +55,98 @@ if not layers:
     st.stop()
 
 # -- state from the URL ------------------------------------------------------------------------
-# The URL is the source of truth: it is read into the widgets on every run, and every widget
-# writes back to it, so the address bar always reproduces the page.
-problems = []
+# Every control is bound to its URL parameter (ui.bound): seeded from the URL, written back on every run,
+# and following the URL whenever a link or a click elsewhere on the page (ui.unit_address.open_unit) moved
+# it, so the address bar always reproduces the page.
+rename_param(OLD_UNIT_PARAM, UNIT_PARAM)  # links made before the parameter was named `unit`
 switched_model = st.session_state.get("nx_model") not in (None, model_name)
 st.session_state["nx_model"] = model_name
 if switched_model and st.query_params.get("layer") not in layers:
     for stale in ("layer", "pos", "test_index", "train_index", "cluster"):  # the previous model's: start afresh
         st.query_params.pop(stale, None)
-layer_param = choice_param("layer", layers, layers[0])
-layer = layer_param.value
+
+
+def _forget_cluster() -> None:
+    """Another unit is shown: a chosen cluster no longer applies."""
+    st.query_params.pop("cluster", None)
+
+
+def _step(delta: int, last: int) -> None:
+    st.session_state["nx_unit"] = min(max(st.session_state["nx_unit"] + delta, 0), last)
+    _forget_cluster()
+
+
+def _go_to_unit(other: int) -> None:
+    # A button, not st.page_link: a page link to the page already open runs it with the new
+    # parameters but leaves the browser's address bar on the old ones.
+    st.session_state["nx_unit"] = other
+    _forget_cluster()
+
+
+def _layer_changed() -> None:
+    # A position belongs to the old layer's map, and dictionaries to the old layer: the new one shows its neurons.
+    net = loaders.load_model(st.session_state["active_model"])
+    st.session_state["nx_unit"] = min(st.session_state["nx_unit"], net.layout[st.session_state["nx_layer"]].n_units - 1)
+    st.session_state["nx_basis"] = NEURONS
+    st.session_state["nx_at"] = AT_MAXIMUM
+    _forget_cluster()
+
+
+def _basis_changed() -> None:
+    st.session_state["nx_unit"] = 0
+    st.session_state["nx_at"] = AT_MAXIMUM
+    _forget_cluster()
+
+
+def _basis_label(name: str) -> str:
+    return "its neurons" if name == NEURONS else name.removeprefix("dictionary:") + " (latents)"
+
+
+picker = st.columns([3, 3, 2, 1, 1], vertical_alignment="bottom")
+layer = bound.select(picker[0], "Layer", layers, "nx_layer", "layer", layers[0], on_change=_layer_changed,
+                     help="Every hidden layer, conv and fully connected, named as in the model's code.")
 unit_layer = model.layout[layer]
 conv = unit_layer.is_conv
 fingerprint = model_fingerprint(model)
 bases = neuron_data.bases(model_name, fingerprint, layer)
-basis_param = choice_param("basis", bases, NEURONS)
-basis = basis_param.value
+basis = bound.select(picker[1], "Basis", bases, "nx_basis", "basis", NEURONS, keep_default=False,
+                     on_change=_basis_changed, format_func=_basis_label, disabled=len(bases) == 1,
+                     help="The layer's own units, or the latents of one of its dictionaries (sparse autoencoders "
+                          "trained on its activations: see the Dictionaries page).")
 dictionary = None if basis == NEURONS else neuron_data.dictionary(model_name, fingerprint, layer, basis)
 count = unit_layer.n_units if dictionary is None else dictionary.d_sae
-neuron_param = int_param("neuron", 0, count - 1, 0)
+kind = "Latent" if dictionary is not None else "Channel" if conv else "Neuron"
+unit_index = bound.integer(picker[2], kind, 0, count - 1, "nx_unit", UNIT_PARAM, 0, on_change=_forget_cluster,
+                           help=f"0 to {count - 1}")
+picker[3].button("◀ Previous", key="nx_prev", on_click=_step, args=(-1, count - 1), disabled=unit_index <= 0,
+                 width="stretch")
+picker[4].button("Next ▶", key="nx_next", on_click=_step, args=(1, count - 1), disabled=unit_index >= count - 1,
+                 width="stretch")
+
+# A conv channel at its maximum on each image, or at one cell of its map: ``pos=R,C``, made of three controls.
 channel_controls = conv and dictionary is None
+position = None
 if channel_controls:
-    pos_param = position_param("pos", unit_layer.map_side)
-else:
-    pos_param = Param(None, f"`pos` applies to conv channels only; {layer}'s {'latents' if dictionary else 'units'} "
-                      "are not channels." if st.query_params.get("pos") else None)
+    size = unit_layer.map_side
+    pos_param = position_param("pos", size)
+    bound.seed("nx_at", "pos", Param(AT_MAXIMUM if pos_param.value is None else AT_POSITION, pos_param.problem))
+    if pos_param.value is not None:
+        bound.seed("nx_row", "pos", Param(pos_param.value[0]))
+        bound.seed("nx_col", "pos", Param(pos_param.value[1]))
+    if st.session_state["nx_at"] == AT_POSITION:
+        position = (int(st.session_state["nx_row"]), int(st.session_state["nx_col"]))
+elif st.query_params.get("pos"):
+    st.warning(f"`pos` applies to conv channels only; {layer}'s {'latents' if dictionary else 'units'} are not "
+               "channels.")
+    st.query_params.pop("pos")
+
 test_param = int_param("test_index", 0, SIZES[TEST] - 1, None)
 train_param = int_param("train_index", 0, SIZES[TRAIN] - 1, None)
-top_k_param = int_param("top_k", 10, MAX_TOP_K, DEFAULT_TOP_K)
-clusters_param = choice_param("clusters", CLUSTER_CHOICES, AUTO)
-explained_param = int_param("explained", 5, 95, DEFAULT_EXPLAINED_PCT)
-show_param = int_param("show", 4, 64, DEFAULT_SHOW)
-for param in (layer_param, basis_param, neuron_param, pos_param, test_param, train_param, top_k_param,
-              clusters_param, explained_param, show_param):
+for param in (test_param, train_param):
     if param.problem:
-        problems.append(param.problem)
+        st.warning(param.problem)
 if test_param.value is not None and train_param.value is not None:
-    problems.append("The link names both a test and a training image; showing the test image.")
-position = pos_param.value
-st.session_state["nx_layer"] = layer
-st.session_state["nx_basis"] = basis
-st.session_state["nx_neuron"] = neuron_param.value
-st.session_state["nx_at"] = AT_POSITION if position is not None else AT_MAXIMUM
-st.session_state["nx_top_k"] = top_k_param.value
-st.session_state["nx_clusters"] = clusters_param.value
-st.session_state["nx_explained"] = explained_param.value
-st.session_state["nx_show"] = show_param.value
-unit_index = int(neuron_param.value)
+    st.warning("The link names both a test and a training image; showing the test image.")
 
 # The input of the on-one-input views: the URL's, or the unit's top test example.
 if test_param.value is not None or train_param.value is not None:
@@ -106,70 +160,42 @@ else:
     else:
         test_pre = split_data.activations(model_name, layer, TEST).pre[:, unit_index]
     shown_input = ShownInput(TEST, int(np.argmax(test_pre)), pinned=False)
+# Set on every run: without an input in the URL they follow the unit.
 st.session_state["nx_split"] = shown_input.split
 st.session_state["nx_index"] = shown_input.index
+
 if channel_controls:
-    size = unit_layer.map_side
-    if position is None:  # the row/col inputs start where the channel peaks on the shown input
-        position_there = split_data.activations(model_name, layer, shown_input.split).argmax[shown_input.index,
-                                                                                              unit_index]
-        st.session_state["nx_row"], st.session_state["nx_col"] = (int(v) for v in position_there)
-    else:
-        st.session_state["nx_row"], st.session_state["nx_col"] = position
+    if position is None:  # the row and column start where the channel peaks on the shown input
+        peak = split_data.activations(model_name, layer, shown_input.split).argmax[shown_input.index, unit_index]
+        st.session_state["nx_row"], st.session_state["nx_col"] = (int(v) for v in peak)
+    where = st.columns([3, 1, 1, 2], vertical_alignment="bottom")
+    where[0].radio("Take the channel at", (AT_MAXIMUM, AT_POSITION), key="nx_at", horizontal=True,
+                   on_change=_forget_cluster,
+                   help="A channel is a map of units, one per position. At its maximum: on each image, the "
+                        "position where it is highest (as in the dataset activations). At one position: that cell.")
+    for column, label, key in ((where[1], "Row", "nx_row"), (where[2], "Column", "nx_col")):
+        column.number_input(label, min_value=0, max_value=size - 1, step=1, key=key, on_change=_forget_cluster,
+                            disabled=position is None)
+    where[3].caption(f"{layer}'s map is {size}x{size}.")
+    bound.write("pos", None if position is None else f"{position[0]},{position[1]}")
 
-
-def _pos_text() -> str | None:
-    state = st.session_state
-    return f"{state['nx_row']},{state['nx_col']}" if state.get("nx_at") == AT_POSITION else None
-
-
-def _write_url(new_unit: bool = False) -> None:
-    """Put the widgets' values into the URL (optional ones only when not the default).
-
-    ``new_unit``: another unit is shown, so a chosen cluster no longer applies.
-    """
-    state = st.session_state
-    set_params(
-        layer=state["nx_layer"], neuron=state["nx_neuron"], pos=_pos_text() if channel_controls else None,
-        basis=None if state["nx_basis"] == NEURONS else state["nx_basis"],
-        top_k=None if state["nx_top_k"] == DEFAULT_TOP_K else state["nx_top_k"],
-        clusters=None if state["nx_clusters"] == AUTO else state["nx_clusters"],
-        explained=None if state["nx_explained"] == DEFAULT_EXPLAINED_PCT else state["nx_explained"],
-        show=None if state["nx_show"] == DEFAULT_SHOW else state["nx_show"],
-    )
-    if new_unit:
-        st.query_params.pop("cluster", None)
-
-
-def _step(delta: int, last: int) -> None:
-    st.session_state["nx_neuron"] = min(max(st.session_state["nx_neuron"] + delta, 0), last)
-    _write_url(new_unit=True)
-
-
-def _go_to_unit(other: int) -> None:
-    # A button, not st.page_link: a page link to the page already open runs it with the new
-    # parameters but leaves the browser's address bar on the old ones.
-    st.session_state["nx_neuron"] = other
-    _write_url(new_unit=True)
-
-
-def _layer_changed() -> None:
-    net = loaders.load_model(st.session_state["active_model"])
-    count = net.layout[st.session_state["nx_layer"]].n_units
-    st.session_state["nx_neuron"] = min(st.session_state["nx_neuron"], count - 1)
-    st.session_state["nx_at"] = AT_MAXIMUM  # positions belong to the old layer's map
-    # Dictionaries belong to a layer: the new layer is shown in its neurons.
-    set_params(layer=st.session_state["nx_layer"], neuron=st.session_state["nx_neuron"], pos=None, cluster=None,
-               basis=None)
-
-
-def _basis_changed() -> None:
-    set_params(basis=None if st.session_state["nx_basis"] == NEURONS else st.session_state["nx_basis"], neuron=0,
-               pos=None, cluster=None)
-
-
-def _basis_label(name: str) -> str:
-    return "its neurons" if name == NEURONS else name.removeprefix("dictionary:") + " (latents)"
+with st.sidebar:
+    st.subheader("Top examples and clusters")
+    top_k = bound.integer(st, "Top examples to cluster", 10, MAX_TOP_K, "nx_top_k", "top_k", DEFAULT_TOP_K,
+                          keep_default=False, on_change=_forget_cluster,
+                          help="The training images with the highest pre-activation.")
+    clusters_choice = bound.select(
+        st, "Number of clusters", CLUSTER_CHOICES, "nx_clusters", "clusters", AUTO, keep_default=False,
+        on_change=_forget_cluster,
+        help=f"'auto' picks the fewest clusters (at most {MAX_CLUSTERS}) that explain the share below.")
+    explained = bound.slider(
+        st, "Spread explained by the clusters (auto), %", 5, 95, "nx_explained", "explained", DEFAULT_EXPLAINED_PCT,
+        step=5, keep_default=False, on_change=_forget_cluster, disabled=clusters_choice != AUTO,
+        help="Between-cluster share of the embeddings' spread: higher gives more, tighter clusters.")
+    shown = bound.slider(st, "Examples shown", 4, 64, "nx_show", "show", DEFAULT_SHOW, step=4, keep_default=False)
+    st.subheader("Connections")
+    st.radio("Order of weight bars", list(views.ORDERS), key="nx_order")
+    st.slider("Bars and rows shown", 5, 60, value=20, step=5, key="nx_bars")
 
 
 def _input_changed() -> None:
@@ -182,58 +208,8 @@ def _follow_unit() -> None:
     set_params(test_index=None, train_index=None)
 
 
-for problem in problems:
-    st.warning(problem)
-
-# -- navigation --------------------------------------------------------------------------------
-kind = "Latent" if dictionary is not None else "Channel" if conv else "Neuron"
-picker = st.columns([3, 3, 2, 1, 1], vertical_alignment="bottom")
-picker[0].selectbox("Layer", layers, key="nx_layer", on_change=_layer_changed,
-                    help="Every hidden layer, conv and fully connected, named as in the model's code.")
-picker[1].selectbox("Basis", bases, key="nx_basis", on_change=_basis_changed, format_func=_basis_label,
-                    disabled=len(bases) == 1,
-                    help="The layer's own units, or the latents of one of its dictionaries (sparse autoencoders "
-                         "trained on its activations: see the Dictionaries page).")
-picker[2].number_input(kind, min_value=0, max_value=count - 1, step=1, key="nx_neuron", on_change=_write_url,
-                       args=(True,), help=f"0 to {count - 1}")
-picker[3].button("◀ Previous", key="nx_prev", on_click=_step, args=(-1, count - 1),
-                 disabled=st.session_state["nx_neuron"] <= 0, width="stretch")
-picker[4].button("Next ▶", key="nx_next", on_click=_step, args=(1, count - 1),
-                 disabled=st.session_state["nx_neuron"] >= count - 1, width="stretch")
-if channel_controls:
-    where = st.columns([3, 1, 1, 2], vertical_alignment="bottom")
-    where[0].radio("Take the channel at", (AT_MAXIMUM, AT_POSITION), key="nx_at", horizontal=True,
-                   on_change=_write_url, args=(True,),
-                   help="A channel is a map of units, one per position. At its maximum: on each image, the "
-                        "position where it is highest (as in the dataset activations). At one position: that cell.")
-    where[1].number_input("Row", min_value=0, max_value=size - 1, step=1, key="nx_row", on_change=_write_url,
-                          args=(True,), disabled=position is None)
-    where[2].number_input("Column", min_value=0, max_value=size - 1, step=1, key="nx_col", on_change=_write_url,
-                          args=(True,), disabled=position is None)
-    where[3].caption(f"{layer}'s map is {size}x{size}.")
-
-with st.sidebar:
-    st.subheader("Top examples and clusters")
-    st.number_input("Top examples to cluster", min_value=10, max_value=MAX_TOP_K, step=50, key="nx_top_k",
-                    on_change=_write_url, args=(True,), help="The training images with the highest pre-activation.")
-    st.selectbox("Number of clusters", CLUSTER_CHOICES, key="nx_clusters", on_change=_write_url, args=(True,),
-                 help=f"'auto' picks the fewest clusters (at most {MAX_CLUSTERS}) that explain the share below.")
-    st.slider("Spread explained by the clusters (auto), %", 5, 95, step=5, key="nx_explained",
-              on_change=_write_url, args=(True,), disabled=st.session_state["nx_clusters"] != AUTO,
-              help="Between-cluster share of the embeddings' spread: higher gives more, tighter clusters.")
-    st.slider("Examples shown", 4, 64, step=4, key="nx_show", on_change=_write_url)
-    st.subheader("Connections")
-    st.radio("Order of weight bars", list(views.ORDERS), key="nx_order")
-    st.slider("Bars and rows shown", 5, 60, value=20, step=5, key="nx_bars")
-
-_write_url()
-clusters_choice = st.session_state["nx_clusters"]
-params = AtlasParameters(
-    top_k=int(st.session_state["nx_top_k"]),
-    n_clusters=None if clusters_choice == AUTO else int(clusters_choice),
-    explained=st.session_state["nx_explained"] / 100,
-)
-shown = int(st.session_state["nx_show"])
+params = AtlasParameters(top_k=top_k, n_clusters=None if clusters_choice == AUTO else int(clusters_choice),
+                         explained=explained / 100)
 unit = views.Unit(model_name, model, layer, unit_index, position, dictionary)
 
 # -- the unit ------------------------------------------------------------------------------------
@@ -379,7 +355,6 @@ if tabs[CLUSTERS].open:
     with tabs[CLUSTERS]:
         top, clusters = unit_examples()
         views.clusters_section(unit, top, clusters, params)
-        st.session_state["nx_cluster"] = cluster_param.value
-        chosen = st.selectbox("Members of cluster", cluster_names, key="nx_cluster",
-                              on_change=lambda: set_params(cluster=st.session_state["nx_cluster"]))
+        chosen = bound.select(st, "Members of cluster", cluster_names, "nx_cluster", "cluster", cluster_names[0],
+                              keep_default=False)
         views.members_figure(top, clusters, params, chosen, shown)

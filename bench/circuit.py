@@ -24,7 +24,7 @@ from bench.common import peak_rss_mb
 import mechmnistic as mm
 from mechmnistic.analysis import ablation, attribution, hypothesis as hyp, scrubbing
 from mechmnistic.analysis.activations import layer_activations
-from mechmnistic.analysis.predictions import split_predictions
+from mechmnistic.analysis.predictions import predicted_classes
 from mechmnistic.analysis.templates import resolve_template
 
 torch.set_num_threads(2)
@@ -38,7 +38,7 @@ for _ in range(2):
     step("start")
     template = resolve_template("train:6")
     scores = hyp.image_scores(train.images, template.image)
-    rule = hyp.BandFit().fit(scores, split_predictions(model, "train").predicted).rule_
+    rule = hyp.BandFit().fit(scores, predicted_classes(model, "train")).rule_
     h = hyp.Hypothesis(template, rule)
     agreement = {s: hyp.check_hypothesis(model, h, s).agreement for s in ("train", "test")}
     step("hypothesis_fit_and_agreement")

@@ -39,9 +39,9 @@ from .common import peak_memory_mb, save, server_cpu_s
 NAME = "pytorch-example"
 TARGETS = {"server_peak_mb": 2048, "largest_first_analysis_s": 60}
 PAGES = [  # path, text the finished page shows, charts it draws at least
-    (f"/neuron?model={NAME}&layer=conv1&neuron=0", "conv1 · channel 0", 1),
-    (f"/neuron?model={NAME}&layer=conv2&neuron=0", "conv2 · channel 0", 1),
-    (f"/neuron?model={NAME}&layer=fc1&neuron=0", "fc1 · neuron 0", 1),
+    (f"/neuron?model={NAME}&layer=conv1&unit=0", "conv1 · channel 0", 1),
+    (f"/neuron?model={NAME}&layer=conv2&unit=0", "conv2 · channel 0", 1),
+    (f"/neuron?model={NAME}&layer=fc1&unit=0", "fc1 · neuron 0", 1),
     (f"/classify?model={NAME}&test_index=0", "test image #0", 4),
     (f"/geometry?model={NAME}&layer=fc1", "Activation geometry", 1),
 ]

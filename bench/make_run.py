@@ -80,11 +80,11 @@ def _pages(repeat: int) -> dict[str, tuple[str, str, int]]:
     """Name -> (path, text on the finished page, charts) for round ``repeat`` (-1: the warm-up round)."""
     neuron, index, channel = (5 + 7 * repeat) % 64, (8 + 1237 * repeat) % 10_000, (3 + 5 * repeat) % 16
     return {
-        "neuron_explorer": (f"/neuron?model=mlp-1x64&layer=layers.0&neuron={neuron}",
+        "neuron_explorer": (f"/neuron?model=mlp-1x64&layer=layers.0&unit={neuron}",
                             f"layers.0 · neuron {neuron}", TAB_CHARTS[READS]),
         "classification_explorer": (f"/classify?model=mlp-1x64&test_index={index}",
                                     f"test image #{index}:", CLASSIFY_CHARTS),
-        "neuron_explorer_cnn_conv2": (f"/neuron?model=cnn-digits&layer=conv2&neuron={channel}",
+        "neuron_explorer_cnn_conv2": (f"/neuron?model=cnn-digits&layer=conv2&unit={channel}",
                                       f"conv2 · channel {channel}", 4),
     }
 

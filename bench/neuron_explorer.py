@@ -52,10 +52,10 @@ REPEATS = 5
 #: Reference pages (script, Plotly charts): what a deep link costs on the machine before any of this app's work.
 REFERENCE_PAGES = {"bare_page": ("bench/reference_pages/bare.py", 0),
                    "page_with_one_plotly_chart": ("bench/reference_pages/one_chart.py", 1)}
-#: The page's tabs (``ui.links.NEURON_VIEWS``) and the charts each draws for an mlp-1x64 neuron: input and output
-#: weights, histogram, firing by digit | the input, its effective weights and embedding | the examples mosaic |
-#: the cluster mosaic, the digits per cluster, the members mosaic.
-TAB_CHARTS = {READS: 4, ON_INPUT: 3, TOP_EXAMPLES: 1, CLUSTERS: 3}
+#: The page's tabs by slug (``ui.links.NEURON_VIEWS``) and the charts each draws for an mlp-1x64 neuron: input
+#: and output weights, histogram, firing by digit | the input, its effective weights and embedding | the examples
+#: mosaic | the cluster mosaic, the digits per cluster, the members mosaic.
+TAB_CHARTS = {READS.slug: 4, ON_INPUT.slug: 3, TOP_EXAMPLES.slug: 1, CLUSTERS.slug: 3}
 #: A latent's first tab: the neurons it reads and writes (one figure), its logit effects, histogram and firing by digit.
 LATENT_BASIS, LATENT_CHARTS = "dictionary:layers.0-topk512", 4
 
@@ -84,7 +84,7 @@ result = {}
 for view in sys.argv[6:]:
     loads, switches = [], []
     for repeat in range(int(sys.argv[2]) + 1):  # the first round warms the process caches
-        at.query_params.update({"model": sys.argv[3], "layer": sys.argv[4], "neuron": sys.argv[5], "view": view})
+        at.query_params.update({"model": sys.argv[3], "layer": sys.argv[4], "unit": sys.argv[5], "view": view})
         start = time.perf_counter(); at.run(); load = time.perf_counter() - start
         assert not at.exception, at.exception
         at.button(key="nx_next").click()
@@ -112,9 +112,9 @@ def _unit_header(neuron: int, basis: str | None = None) -> str:
 
 def _link(base: str, view: str, basis: str | None = None) -> str:
     """The deep link to the start unit on ``view`` (the first tab: a link without ``view``, as most are)."""
-    tab = "" if view == next(iter(TAB_CHARTS)) else f"&view={quote_plus(view)}"
+    tab = "" if view == next(iter(TAB_CHARTS)) else f"&view={view}"
     in_basis = f"&basis={quote_plus(basis)}" if basis else ""
-    return f"{base}/neuron?model={MODEL}&layer={LAYER}&neuron={START_NEURON}{tab}{in_basis}"
+    return f"{base}/neuron?model={MODEL}&layer={LAYER}&unit={START_NEURON}{tab}{in_basis}"
 
 
 def _timed_open(context, address: str, text: str, charts: int) -> float:
@@ -143,7 +143,7 @@ def _tab(context, base: str, view: str, charts: int, basis: str | None = None) -
     for step in range(1, REPEATS + 2):
         start = time.perf_counter()
         page.get_by_role("button", name="Next ▶").click()
-        page.wait_for_url(f"**neuron={START_NEURON + step}**")
+        page.wait_for_url(f"**unit={START_NEURON + step}**")
         wait_until_finished(page, _unit_header(START_NEURON + step, basis), charts)
         switches.append(time.perf_counter() - start)
     page.close()

@@ -33,7 +33,7 @@ import mechmnistic as mm
 from mechmnistic.analysis import feature_viz as fv, geometry as g, walkthrough as w
 from mechmnistic.analysis.ablation import ablate
 from mechmnistic.analysis.hypothesis import image_scores
-from mechmnistic.analysis.predictions import split_predictions
+from mechmnistic.analysis.predictions import split_logits
 from mechmnistic.analysis.templates import resolve_template
 
 torch.set_num_threads(2)
@@ -45,7 +45,7 @@ model = mm.load_model(w.MODEL)
 train, test = mm.load_mnist("train"), mm.load_mnist("test")
 step("load_model_and_mnist")
 for split in ("train", "test"):
-    split_predictions(model, split)
+    split_logits(model, split)
 step("activations_logits_train_test")
 fit = g.layer_pca(model, w.LAYER)
 logit = g.build_direction(model, fit, w.LOGIT_DIRECTION)

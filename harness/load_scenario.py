@@ -4,7 +4,7 @@ One ``streamlit run app.py`` on loopback, with a fresh analysis cache, and one
 headless Chromium holding ``SESSIONS`` browser contexts (separate users). Each
 session repeats a cycle for ``SECONDS``:
 
-1. opens a Neuron Explorer deep link (``/neuron?model=M&layer=L&neuron=U``, several models and units);
+1. opens a Neuron Explorer deep link (``/neuron?model=M&layer=L&unit=U``, several models and units);
 2. opens a Classification Explorer deep link (``/classify?model=mlp-1x64&test_index=I``);
 3. types another test index into the number input (Enter);
 4. switches the input to "Drawing" (a blank canvas);
@@ -160,8 +160,8 @@ def cycle(session: int, round_: int) -> list[Action]:
     stroke = list(STROKES)[i % len(STROKES)]
     return [
         Action(f"neuron {model} {layer} {unit}", f"{layer} · {kind} {unit}",
-               url_has=(f"model={model}", f"layer={layer}", f"neuron={unit}"),
-               goto=f"/neuron?model={model}&layer={layer}&neuron={unit}"),
+               url_has=(f"model={model}", f"layer={layer}", f"unit={unit}"),
+               goto=f"/neuron?model={model}&layer={layer}&unit={unit}"),
         Action(f"test {first}", f"test image #{first}:", url_has=(f"test_index={first}",),
                goto=f"/classify?model={CLASSIFY_MODEL}&test_index={first}"),
         Action(f"test {second}", f"test image #{second}:", url_has=(f"test_index={second}",), test_index=second),

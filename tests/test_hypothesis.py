@@ -18,7 +18,7 @@ from mechmnistic.analysis.hypothesis import (
     region_means,
     score_histogram,
 )
-from mechmnistic.analysis.predictions import split_predictions
+from mechmnistic.analysis.predictions import predicted_classes
 from mechmnistic.analysis.templates import resolve_template
 from mechmnistic.labels import CHALLENGE_LABEL_FUNCTION, apply_label_function, band_labels
 
@@ -175,7 +175,7 @@ def test_true_labelling_function_reproduces_the_cards_labels_and_agrees_with_the
 
 def test_fitted_band_lands_on_the_true_thresholds(challenge, mnist_train):
     scores = image_scores(mnist_train.images, resolve_template("train:6").image)
-    fit = BandFit().fit(scores, split_predictions(challenge, "train").predicted)
+    fit = BandFit().fit(scores, predicted_classes(challenge, "train"))
     score_range = scores.max() - scores.min()
     # Within 2% of the score range (about 2.4), and in fact within 2% of each edge's own value:
     # the model's boundaries sit at about -33.9 and -15.0.

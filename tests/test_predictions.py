@@ -13,6 +13,7 @@ from mechmnistic.analysis.predictions import (
     misclassified,
     model_labels,
     predictions_are_cached,
+    split_logits,
     split_predictions,
 )
 from mechmnistic.cache import is_cached
@@ -48,7 +49,7 @@ def test_the_last_layers_activations_are_the_predictions_stored_once(bundled, fr
     acts = layer_activations(model, final, "test")
     assert predictions_are_cached(model, "test") and activations_are_cached(model, final, "test")
     assert len(list(fresh_cache.rglob("*.npz"))) == 1, "one file: the predictions, not a second copy"
-    logits = split_predictions(model, "test").logits
+    logits = split_logits(model, "test")
     np.testing.assert_array_equal(acts.values, logits)
     np.testing.assert_array_equal(acts.pre, logits)  # the last layer has no activation function
     assert not is_cached(model, "layer_activations", {"layer": final, "split": "test"})

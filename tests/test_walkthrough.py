@@ -12,7 +12,7 @@ import pytest
 from mechmnistic.analysis import walkthrough as w
 from mechmnistic.analysis.geometry import layer_pca
 from mechmnistic.analysis.hypothesis import image_scores
-from mechmnistic.analysis.predictions import split_predictions
+from mechmnistic.analysis.predictions import predicted_classes
 from mechmnistic.analysis.scrubbing import scrub
 from mechmnistic.analysis.templates import resolve_template
 from mechmnistic.labels import CHALLENGE_LABEL_FUNCTION
@@ -46,7 +46,7 @@ def test_the_fitted_band_is_checked_on_both_splits(challenge, band):
     assert band.train.agreement == band.fit.agreement_ >= 0.96
     assert band.test.agreement >= 0.955
     assert len(band.train.scores) == 60_000 and len(band.test.scores) == 10_000
-    np.testing.assert_array_equal(band.test.predictions, split_predictions(challenge, "test").predicted)
+    np.testing.assert_array_equal(band.test.predictions, predicted_classes(challenge, "test"))
 
 
 def test_revealed_answer_lies_within_two_percent_of_each_fitted_edge(challenge, band):

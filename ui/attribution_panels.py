@@ -38,7 +38,7 @@ def earlier_layers(model: MNISTNet) -> list[str]:
 
 def _open(model_name: str, layer: str, unit: int, position: tuple[int, int] | None, link_params: dict) -> None:
     try:
-        go_to(NEURON_PAGE, model=model_name, layer=layer, neuron=unit,
+        go_to(NEURON_PAGE, model=model_name, layer=layer, unit=unit,
               pos=None if position is None else f"{position[0]},{position[1]}", **link_params)
     except StreamlitAPIException:  # an app assembled without the Neuron Explorer
         st.warning(f"The Neuron Explorer is not part of this app; the unit's link is "

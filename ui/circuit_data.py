@@ -28,7 +28,7 @@ def activations(model_name: str, layer: str, split: str) -> np.ndarray:
 
 def predictions(model_name: str, split: str) -> np.ndarray:
     """The model's predicted class for every image of ``split``, int64 ``[N]``."""
-    return split_data.predictions(model_name, split).predicted
+    return split_data.logits(model_name, split).argmax(axis=1)
 
 
 @st.cache_data(show_spinner="Scoring every image against the template…", max_entries=32)

@@ -292,7 +292,7 @@ def _scoreboard_table(model_name: str, board: Scoreboard, name: str, key: str) -
                                  "top digit %": st.column_config.NumberColumn(format="%.0f")})
     rows = selection["selection"]["rows"]
     if rows:
-        go_to(NEURON_PAGE, model=model_name, layer=board.layer, neuron=int(table["unit"].iloc[rows[0]]),
+        go_to(NEURON_PAGE, model=model_name, layer=board.layer, unit=int(table["unit"].iloc[rows[0]]),
               basis=None if board.basis == NEURONS else board.basis)
     csv_button("Download these scores (CSV)", table.drop(columns=["Neuron Explorer"]),
                f"scoreboard_{board.layer}_{board.basis.removeprefix('dictionary:')}.csv", key=f"{key}_dl")

@@ -66,7 +66,7 @@ def latents_panel(model_name: str, net: MNISTNet, image: np.ndarray, cls: int, s
                f"(largest difference over the classes {gap:.1e}). Click a latent's cell to open it.")
     clicked = viz.clicked_cell(event, len(active))
     if clicked is not None and clicked[0] != viz.BIAS_UNIT:
-        go_to(NEURON_PAGE, model=model_name, layer=feeds.name, neuron=int(active[clicked[0]]), basis=basis,
+        go_to(NEURON_PAGE, model=model_name, layer=feeds.name, unit=int(active[clicked[0]]), basis=basis,
               **link_params)
     row = split.effects[0][cls]
     magnitude = np.abs(row).sum() + np.abs(rest[cls]).sum()

@@ -6,12 +6,13 @@ always lands on the right page with the right parameters.
 
 URL contracts (``model`` is always the zoo name):
 
-* Neuron Explorer    ``/neuron?model=M&layer=L&neuron=U`` (conv channels: ``neuron`` is the channel; optional
-  ``pos=R,C`` for the channel at one cell of its map, and ``test_index=I`` or ``train_index=I`` for the input
-  its on-one-input views show; ``view=`` one of ``NEURON_VIEWS``, the open tab; ``basis=dictionary:ID`` for
-  a latent of one of the layer's dictionaries, ``neuron`` then being the latent)
-* Classification     ``/classify?model=M&test_index=I`` (or ``train_index=I`` for a training image; ``panel=`` one
-  of ``CLASSIFY_TABS``, the open tab)
+* Neuron Explorer    ``/neuron?model=M&layer=L&unit=U`` (``neuron=U`` in older links; conv channels: ``unit`` is
+  the channel; optional ``pos=R,C`` for the channel at one cell of its map, and ``test_index=I`` or
+  ``train_index=I`` for the input its on-one-input views show; ``view=`` the slug of one of ``NEURON_VIEWS``,
+  the open tab; ``basis=dictionary:ID`` for a latent of one of the layer's dictionaries, ``unit`` then being
+  the latent)
+* Classification     ``/classify?model=M&test_index=I`` (or ``train_index=I`` for a training image; ``panel=`` the
+  slug of one of ``CLASSIFY_TABS``, the open tab)
 * Activation geometry ``/geometry?model=M&layer=L&color=...&dirs=...`` and Feature visualisation
   ``/features?model=M&layer=L&target=units&units=...`` (or ``target=directions&dirs=...``)
 * Dictionaries       ``/dictionaries?model=M&layer=L&sae=ID`` (a layer's dictionaries: quality, training,
@@ -26,6 +27,9 @@ from urllib.parse import urlencode
 
 import streamlit as st
 
+from .page_list import PAGES
+from .tabs import Tab
+
 NEURON_PAGE = "app_pages/neuron_explorer.py"
 CLASSIFY_PAGE = "app_pages/classification_explorer.py"
 ABLATIONS_PAGE = "app_pages/ablations.py"
@@ -33,34 +37,44 @@ HYPOTHESIS_PAGE = "app_pages/hypothesis.py"
 GEOMETRY_PAGE = "app_pages/geometry.py"
 FEATURES_PAGE = "app_pages/feature_viz.py"
 DICTIONARIES_PAGE = "app_pages/dictionaries.py"
-# The tabs of the two explorers: only the open one's figures are built and drawn, and the URL names it by
-# its label (so renaming a tab breaks old links). The parameter names are also the tabs' session-state keys,
-# which every page shares: they must differ between pages and from every other key.
+#: Each page's address, from the one list of pages (the default page is served at ``/``).
+URL_PATHS = {entry.path: entry.url_path or "" for entry in PAGES}
+# The tabs of the two explorers: only the open one's figures are built and drawn, and the URL names it by its
+# slug (``ui.tabs``: old links that carry a label still open it). The parameter names are also the tabs'
+# session-state keys, which every page shares: they must differ between pages and from every other key.
 NEURON_VIEW_PARAM = "view"
-READS, ON_INPUT, TOP_EXAMPLES, CLUSTERS = "Weights and firing", "On one input", "Top examples", "Feature clusters"
+READS = Tab("weights", "Weights and firing")
+ON_INPUT = Tab("input", "On one input")
+TOP_EXAMPLES = Tab("top", "Top examples")
+CLUSTERS = Tab("clusters", "Feature clusters")
 NEURON_VIEWS = (READS, ON_INPUT, TOP_EXAMPLES, CLUSTERS)
 CLASSIFY_PANEL_PARAM = "panel"
-EFFECTS, IMPORTANT = "Logit effects", "Important units"
-ACTIVATIONS, EARLIER = "Activations and weights", "Earlier layers"
-LATENTS = "In latents"
+EFFECTS = Tab("effects", "Logit effects")
+IMPORTANT = Tab("important", "Important units")
+ACTIVATIONS = Tab("activations", "Activations and weights")
+EARLIER = Tab("earlier", "Earlier layers")
+LATENTS = Tab("latents", "In latents")
 CLASSIFY_PANELS = (EFFECTS, IMPORTANT, ACTIVATIONS)  # then EARLIER (which says when a model has none)
 #: Every tab, in order: a model without earlier layers or dictionaries still has those tabs (they say so), so a
 #: link's tab always exists.
 CLASSIFY_TABS = (*CLASSIFY_PANELS, EARLIER, LATENTS)
-URL_PATHS = {NEURON_PAGE: "neuron", CLASSIFY_PAGE: "classify", ABLATIONS_PAGE: "ablations",
-             HYPOTHESIS_PAGE: "hypothesis", GEOMETRY_PAGE: "geometry", FEATURES_PAGE: "features",
-             DICTIONARIES_PAGE: "dictionaries"}
+#: The unit's parameter in Neuron Explorer links; ``neuron``, its name in older links, is still read.
+UNIT_PARAM, OLD_UNIT_PARAM = "unit", "neuron"
+
+
+def _query_text(value: object) -> str:
+    return value.slug if isinstance(value, Tab) else str(value)
 
 
 def href(page: str, **params: object) -> str:
-    """A relative link to ``page`` with query ``params`` (for markdown links and tables)."""
-    query = urlencode({k: v for k, v in params.items() if v is not None})
+    """A relative link to ``page`` with query ``params`` (for markdown links and tables; a ``Tab`` by its slug)."""
+    query = urlencode({k: _query_text(v) for k, v in params.items() if v is not None})
     return f"./{URL_PATHS[page]}" + (f"?{query}" if query else "")
 
 
 def go_to(page: str, **params: object) -> None:
-    """Switch to ``page`` now, carrying ``params`` into its URL."""
-    st.switch_page(page, query_params={k: str(v) for k, v in params.items() if v is not None})
+    """Switch to ``page`` now, carrying ``params`` into its URL (a ``Tab`` by its slug)."""
+    st.switch_page(page, query_params={k: _query_text(v) for k, v in params.items() if v is not None})
 
 
 def on_input_link(input_params: dict) -> dict:
@@ -71,10 +85,11 @@ def on_input_link(input_params: dict) -> dict:
 
 
 def neuron_href(model: str, layer: str, neuron: int, pos: tuple[int, int] | None = None,
-                test_index: int | None = None, train_index: int | None = None, view: str | None = None,
+                test_index: int | None = None, train_index: int | None = None, view: Tab | None = None,
                 basis: str | None = None) -> str:
-    """A unit of ``layer``: a neuron or channel, or with ``basis="dictionary:ID"`` a latent of that dictionary."""
-    return href(NEURON_PAGE, model=model, layer=layer, neuron=neuron, pos=None if pos is None else f"{pos[0]},{pos[1]}",
+    """A unit of ``layer``: a neuron or channel, or with ``basis="dictionary:ID"`` a latent of that dictionary;
+    ``view``: the tab to open."""
+    return href(NEURON_PAGE, model=model, layer=layer, unit=neuron, pos=None if pos is None else f"{pos[0]},{pos[1]}",
                 test_index=test_index, train_index=train_index, view=view,
                 basis=None if basis in (None, "neurons") else basis)
 

@@ -3,6 +3,8 @@
 Every page is reproducible from its URL (deep links). Values arrive as
 untrusted strings; these helpers turn them into checked values, or a default
 plus a message saying what was wrong, which the page shows with ``st.warning``.
+Each ``*_param`` reads ``?name=`` and hands the text to its ``parse_*``, a pure
+function (tested directly with every kind of hostile text).
 """
 
 from __future__ import annotations
@@ -30,7 +32,11 @@ def _shown(raw: str) -> str:
 
 def int_param(name: str, low: int, high: int, default: int | None) -> Param:
     """An integer in ``[low, high]`` from ``?name=``; out-of-range or junk gives the default and a message."""
-    raw = st.query_params.get(name)
+    return parse_int(name, st.query_params.get(name), low, high, default)
+
+
+def parse_int(name: str, raw: str | None, low: int, high: int, default: int | None) -> Param:
+    """``int_param`` of the text ``raw`` (``None``: absent)."""
     if raw is None or raw == "":
         return Param(default)
     if not _WHOLE_NUMBER.fullmatch(raw.strip()):
@@ -43,13 +49,25 @@ def int_param(name: str, low: int, high: int, default: int | None) -> Param:
 
 def choice_param(name: str, choices: list[str], default: str | None) -> Param:
     """One of ``choices`` from ``?name=``; anything else gives the default and a message."""
-    raw = st.query_params.get(name)
+    return parse_choice(name, st.query_params.get(name), choices, default)
+
+
+def parse_choice(name: str, raw: str | None, choices: list[str], default: str | None) -> Param:
+    """``choice_param`` of the text ``raw`` (``None``: absent)."""
     if raw is None or raw == "":
         return Param(default)
     if raw in choices:
         return Param(raw)
     listed = ", ".join(choices[:12]) + ("…" if len(choices) > 12 else "")
     return Param(default, f"Unknown `{name}` {_shown(raw)}; choose one of: {listed}. Showing the default instead.")
+
+
+def rename_param(old: str, new: str) -> None:
+    """Read ``?old=`` as ``?new=`` (a parameter's earlier name, which old links carry); ``new`` wins if both."""
+    if old in st.query_params:
+        value = st.query_params.pop(old)
+        if new not in st.query_params:
+            st.query_params[new] = value
 
 
 def set_params(**values: object) -> None:
@@ -63,7 +81,11 @@ def set_params(**values: object) -> None:
 
 def float_param(name: str, default: float | None, low: float = -1e12, high: float = 1e12) -> Param:
     """A finite number in ``[low, high]`` from ``?name=``; junk gives the default and a message."""
-    raw = st.query_params.get(name)
+    return parse_float(name, st.query_params.get(name), default, low, high)
+
+
+def parse_float(name: str, raw: str | None, default: float | None, low: float = -1e12, high: float = 1e12) -> Param:
+    """``float_param`` of the text ``raw`` (``None``: absent)."""
     if raw is None or raw == "":
         return Param(default)
     try:
@@ -79,7 +101,11 @@ def float_param(name: str, default: float | None, low: float = -1e12, high: floa
 def position_param(name: str, size: int) -> Param:
     """A map cell ``(row, col)``, both in ``[0, size)``, from ``?name=R,C`` (absent: ``None``); junk gives
     ``None`` and a message."""
-    raw = st.query_params.get(name)
+    return parse_position(name, st.query_params.get(name), size)
+
+
+def parse_position(name: str, raw: str | None, size: int) -> Param:
+    """``position_param`` of the text ``raw`` (``None``: absent)."""
     if raw is None or raw == "":
         return Param(None)
     parts = raw.split(",") if len(raw) <= 16 else []

@@ -1,4 +1,4 @@
-"""A split's arrays for every page: a layer's activations and the model's predictions, held once per process.
+"""A split's arrays for every page: a layer's activations, the model's logits and labels, held once per process.
 
 The arrays come from ``mechmnistic.analysis`` (its on-disk cache, keyed by the
 weights' hash); here one read-only copy per server process is shared by every
@@ -14,7 +14,7 @@ import numpy as np
 import streamlit as st
 
 from mechmnistic.analysis.activations import LayerActivations, activations_are_cached, layer_activations
-from mechmnistic.analysis.predictions import Predictions, predictions_are_cached, split_predictions
+from mechmnistic.analysis.predictions import Predictions, model_labels, predictions_are_cached, split_logits
 from mechmnistic.cache import model_fingerprint
 from mechmnistic.data import SIZES
 
@@ -49,16 +49,30 @@ def activations(model_name: str, layer: str, split: str = "train") -> LayerActiv
 
 
 @st.cache_resource(show_spinner=False, max_entries=16)
-def _predictions(model_name: str, fingerprint: str, split: str) -> Predictions:
-    predictions = split_predictions(loaders.load_model(model_name), split)
-    read_only(predictions.logits, predictions.labels)
-    return predictions
+def _logits(model_name: str, fingerprint: str, split: str) -> np.ndarray:
+    logits = split_logits(loaders.load_model(model_name), split)
+    read_only(logits)
+    return logits
 
 
-def predictions(model_name: str, split: str = "test") -> Predictions:
-    """The model's logits on every image of ``split`` and the labels it was trained to give them."""
+def logits(model_name: str, split: str = "test") -> np.ndarray:
+    """The model's logits on every image of ``split``, float32 ``[N, C]`` (a pass the first time, said so)."""
     model = loaders.load_model(model_name)
     message = "Loading predictions…" if predictions_are_cached(model, split) else \
         f"Predicting all {SIZES[split]:,} {split} images (once per model, then cached on disk)…"
     with st.spinner(message):
-        return _predictions(model_name, model_fingerprint(model), split)
+        return _logits(model_name, model_fingerprint(model), split)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _labels(model_name: str, fingerprint: str, split: str) -> np.ndarray:
+    labels = model_labels(loaders.load_model(model_name), split)
+    read_only(labels)
+    return labels
+
+
+def predictions(model_name: str, split: str = "test") -> Predictions:
+    """The model's logits on every image of ``split`` and the labels it was trained to give them (raises
+    ``UnknownLabelsError`` for a model imported without a labelling function)."""
+    model = loaders.load_model(model_name)
+    return Predictions(split, logits(model_name, split), _labels(model_name, model_fingerprint(model), split))

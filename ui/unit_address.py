@@ -7,10 +7,10 @@ without it the channel is taken at its maximum on each image); or, with
 the on-one-input views is ``test_index=I`` or ``train_index=I``; without one
 the page follows the unit, showing its top test example.
 
-The URL is the source of truth: it is read on every run, and every control
-writes back to it. Opening another unit (a bar, a table row, a heatmap cell)
-writes the URL and re-runs the page, so the address bar always reproduces
-the view and the browser's history holds each unit visited.
+Every control is bound to the URL (``ui.bound``). Opening another unit (a bar,
+a table row, a heatmap cell) writes the URL and re-runs the page, and the
+controls follow the URL they did not write, so the address bar always
+reproduces the view.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import streamlit as st
 
+from .links import UNIT_PARAM
 from .params import set_params
 
 
@@ -43,7 +44,7 @@ def open_unit(layer: str, unit: int, position: tuple[int, int] | None = None,
     ``shown_input``: keep this input (views built on one input link onwards on the same input);
     ``None`` keeps whatever the URL says. ``basis``: ``dictionary:ID`` for a latent; ``None``, a neuron.
     """
-    values: dict[str, object] = {"layer": layer, "neuron": unit,
+    values: dict[str, object] = {"layer": layer, UNIT_PARAM: unit,
                                  "pos": None if position is None else f"{position[0]},{position[1]}",
                                  "cluster": None, "basis": basis}
     if shown_input is not None:

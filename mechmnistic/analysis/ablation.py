@@ -39,7 +39,7 @@ from ..labels import UnknownLabelsError
 from ..models.architectures import MNISTNet
 from .activations import layer_activations
 from .patching import logits_from_activations, replace_units, run_replacing_units, unit_activations
-from .predictions import model_labels, split_predictions
+from .predictions import model_labels, split_logits
 from .units import Groups, UnitSpec, compress_indices, resolve_units
 
 ABLATION_METHODS = ("zero", "mean", "min", "resample")
@@ -179,7 +179,7 @@ def _intervene(
         # A whole split through a fully connected layer: its activations and logits are
         # cached, so only the later layers run (the same numbers as the hooks path; tested).
         values = torch.from_numpy(layer_activations(model, layer, split).values)
-        clean = split_predictions(model, split).logits
+        clean = split_logits(model, split)
         patched = logits_from_activations(model, layer, replace_units(values, chosen, donor(0, len(values))))
     else:
         clean = run_with_cache(model, images, names=[], batch_size=batch_size)[0].numpy()

@@ -22,7 +22,7 @@ from ..cache import cached, is_cached
 from ..data import Split, load_mnist
 from ..hooks import eval_mode, forward_to, run_with_cache, safe_batch_size, to_pixels
 from ..models.architectures import MNISTNet, activate
-from .predictions import predictions_are_cached, split_predictions
+from .predictions import predictions_are_cached, split_logits
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def activations_are_cached(model: MNISTNet, layer: str, split: Split = "train") 
 def layer_activations(model: MNISTNet, layer: str, split: Split = "train") -> LayerActivations:
     """Activations of ``layer``'s units over the whole ``split``, cached on disk."""
     if model.layout[layer].is_final:  # the logits (a Linear layer, no activation): one copy on disk, not two
-        logits = split_predictions(model, split).logits
+        logits = split_logits(model, split)
         return LayerActivations(layer, logits, logits)
     images = load_mnist(split).images
 

@@ -127,8 +127,9 @@ def unit_contributions(
     """
     target = check_target(model, target)
     w, bias = _target_weights(model, target)
-    h = torch.as_tensor(np.asarray(activations) if not isinstance(activations, torch.Tensor) else activations)
-    h = h.double()
+    # float64 as a new array: the caller's may be a read-only shared cache, which torch will not wrap.
+    h = activations.double() if isinstance(activations, torch.Tensor) else torch.from_numpy(
+        np.asarray(activations, dtype=np.float64).copy())
     if h.dim() == 4:
         per_feature = h.flatten(1) * w
         return per_feature.reshape(h.shape[0], h.shape[1], -1).sum(2).numpy(), bias

@@ -35,7 +35,7 @@ from ..data import Split, load_mnist
 from ..errors import MechMNISTicError
 from ..labels import template_similarity
 from ..models.architectures import MNISTNet
-from .predictions import split_predictions
+from .predictions import predicted_classes
 from .templates import Template
 from .units import dead_units
 
@@ -396,7 +396,7 @@ def compare(rule: Rule, scores: np.ndarray, predictions: np.ndarray, split: str 
 def check_hypothesis(model: MNISTNet, hypothesis: Hypothesis, split: Split) -> HypothesisCheck:
     """Score every image of ``split`` and compare the rule's labels with the model's predictions."""
     scores = hypothesis.scores(load_mnist(split).images)
-    return compare(hypothesis.rule, scores, split_predictions(model, split).predicted, split)
+    return compare(hypothesis.rule, scores, predicted_classes(model, split), split)
 
 
 def hypothesis_report(

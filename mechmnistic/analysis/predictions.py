@@ -55,20 +55,31 @@ def model_labels(model: MNISTNet, split: Split) -> np.ndarray:
 
 
 def predictions_are_cached(model: MNISTNet, split: Split = "test") -> bool:
-    """Whether ``split_predictions`` will read from disk."""
+    """Whether ``split_logits`` (and so ``split_predictions``) will read from disk."""
     return is_cached(model, _ANALYSIS, {"split": split})
 
 
-def split_predictions(model: MNISTNet, split: Split = "test") -> Predictions:
-    """``model``'s logits on every image of ``split``, cached on disk, with the model's labels."""
+def split_logits(model: MNISTNet, split: Split = "test") -> np.ndarray:
+    """float32 ``[N, C]``: ``model``'s logits on every image of ``split``, cached on disk (the one copy: the last
+    layer's activations are these)."""
     images = load_mnist(split).images
 
     def compute() -> dict[str, np.ndarray]:
         logits, _ = run_with_cache(model, images, names=[])
         return {"logits": logits.numpy().astype(np.float32)}
 
-    arrays = cached(model, _ANALYSIS, {"split": split}, compute)
-    return Predictions(split, arrays["logits"], model_labels(model, split))
+    return cached(model, _ANALYSIS, {"split": split}, compute)["logits"]
+
+
+def predicted_classes(model: MNISTNet, split: Split = "test") -> np.ndarray:
+    """int64 ``[N]``: the class ``model`` predicts for every image of ``split`` (whatever its labels)."""
+    return split_logits(model, split).argmax(axis=1).astype(np.int64)
+
+
+def split_predictions(model: MNISTNet, split: Split = "test") -> Predictions:
+    """``model``'s logits on every image of ``split``, with the labels it was trained to give them (raises
+    ``UnknownLabelsError`` for a model imported without a labelling function)."""
+    return Predictions(split, split_logits(model, split), model_labels(model, split))
 
 
 def misclassified(predictions: Predictions) -> np.ndarray:

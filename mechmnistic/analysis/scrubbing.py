@@ -40,7 +40,7 @@ from ..models.architectures import MNISTNet
 from .activations import layer_activations
 from .hypothesis import Hypothesis, Rule, derive_unit_groups
 from .patching import logits_from_activations, run_replacing_units, unit_activations
-from .predictions import split_predictions
+from .predictions import predicted_classes
 from .units import check_disjoint, compress_indices
 
 DEFAULT_TOLERANCES = (1e-4, 1e-3, 1e-2, 3e-2, 1e-1)
@@ -283,5 +283,5 @@ def scrub(
     if groups is None:
         groups = derive_groups(model, layer, hypothesis, scores if split == "train" else None, detector_regions)
     values = None if model.layout[layer].is_conv else layer_activations(model, layer, split).values
-    return scrub_images(model, layer, scores, hypothesis.rule, groups, split_predictions(model, split).predicted,
+    return scrub_images(model, layer, scores, hypothesis.rule, groups, predicted_classes(model, split),
                         tolerances, seed, images=images, values=values, split=split, progress=progress)

@@ -28,7 +28,7 @@ from ..models.architectures import MNISTNet
 from .feature_viz import FeatureVizConfig
 from .geometry import LayerPCA, principal_direction, weighted_loadings
 from .hypothesis import BandFit, BandRule, Hypothesis, HypothesisCheck, compare
-from .predictions import split_predictions
+from .predictions import predicted_classes
 from .scrubbing import DEFAULT_TOLERANCES, ScrubResult, scrub
 from .templates import Template, resolve_template
 
@@ -89,10 +89,10 @@ def fit_band(model: MNISTNet, train_scores: np.ndarray, test_scores: np.ndarray)
     over each split (``hypothesis.image_scores``; passed in so that a caller
     that already holds them does not score 70,000 images twice).
     """
-    train_predictions = split_predictions(model, "train").predicted
+    train_predictions = predicted_classes(model, "train")
     fit = BandFit(inside_label=0, outside_label=1).fit(train_scores, train_predictions)
     return BandStep(resolve_template(TEMPLATE), fit, compare(fit.rule_, train_scores, train_predictions, "train"),
-                    compare(fit.rule_, test_scores, split_predictions(model, "test").predicted, "test"))
+                    compare(fit.rule_, test_scores, predicted_classes(model, "test"), "test"))
 
 
 def _scrub_params(band: BandStep) -> dict[str, Any]:

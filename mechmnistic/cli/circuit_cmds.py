@@ -109,7 +109,7 @@ def hypothesis_cmd(args: argparse.Namespace) -> int:
         hypothesis_report,
         image_scores,
     )
-    from ..analysis.predictions import split_predictions
+    from ..analysis.predictions import predicted_classes
     from ..analysis.scrubbing import derive_groups
     from ..data import load_mnist
 
@@ -118,7 +118,7 @@ def hypothesis_cmd(args: argparse.Namespace) -> int:
     fitted = rule is None
     if fitted:
         kind = "band" if args.fit_band else "threshold"
-        rule = fit_rule(kind, train_scores, split_predictions(model, "train").predicted, tuple(args.labels))
+        rule = fit_rule(kind, train_scores, predicted_classes(model, "train"), tuple(args.labels))
     hypothesis = Hypothesis(template, rule, args.center)
     checks = [check_hypothesis(model, hypothesis, split) for split in ("train", "test")]
     groups = derive_groups(model, args.layer, hypothesis, checks[0].scores)

@@ -1,23 +1,23 @@
-"""Opening one of the explorers' tabs in AppTest (they are bound to a URL parameter: ``ui.links``)."""
+"""Opening one of the pages' tabs in AppTest (they are bound to a URL parameter by their slug: ``ui.tabs``)."""
 
 from __future__ import annotations
 
 from streamlit.testing.v1 import AppTest
 
+from ui.tabs import Tab
 
-def open_tab(at: AppTest, key: str, tab: str, default: str) -> AppTest:
-    """Open the tab labelled ``tab`` of the tabs bound to the URL parameter ``key`` (``default``: the first tab),
-    as a click does: the URL names the tab, or, for the default one, leaves the parameter out.
 
-    AppTest cannot click a tab, and within a session it ignores a URL naming the default tab; so that one
-    is opened through session state, with the parameter gone from the URL as a click leaves it.
+def open_tab(at: AppTest, key: str, tab: Tab, default: Tab) -> AppTest:
+    """Open ``tab`` of the tabs bound to the URL parameter ``key`` (``default``: the first tab), as a click
+    does: the URL names the tab by its slug, or, for the default one, leaves the parameter out.
+
+    AppTest cannot click a tab; the URL decides which tab is open on every run, so writing it is the click.
     """
     if tab == default:
         at.query_params.pop(key, None)
-        at.session_state[key] = tab
     else:
-        at.query_params[key] = tab
+        at.query_params[key] = tab.slug
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    assert at.session_state[key] == tab
+    assert at.session_state[key] == tab.label
     return at

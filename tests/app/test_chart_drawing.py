@@ -9,8 +9,6 @@ quadratic measuring pass over them.
 
 from __future__ import annotations
 
-from urllib.parse import quote_plus
-
 import pytest
 
 from harness.browser import wait_until_finished
@@ -18,21 +16,21 @@ from ui.links import ACTIVATIONS, CLUSTERS, EARLIER, IMPORTANT, ON_INPUT, TOP_EX
 
 from .conftest import assert_no_exception, wait_for_app
 
-NEURON, CLASSIFY = "/neuron?model=mlp-1x64&layer=layers.0&neuron=5", "/classify?model=mlp-1x64&test_index=7"
+NEURON, CLASSIFY = "/neuron?model=mlp-1x64&layer=layers.0&unit=5", "/classify?model=mlp-1x64&test_index=7"
 #: (deep link, text on the finished page, charts at least): every tab of both explorers, and the default tabs
 #: of deeper MLP units, conv channels and CNN units, whose charts differ.
 PAGES = [
     (NEURON, "layers.0 · neuron 5", 4),
-    *((f"{NEURON}&view={quote_plus(view)}", "layers.0 · neuron 5", charts)
+    *((f"{NEURON}&view={view.slug}", "layers.0 · neuron 5", charts)
       for view, charts in ((ON_INPUT, 3), (TOP_EXAMPLES, 1), (CLUSTERS, 3))),
-    ("/neuron?model=mlp-2x64&layer=layers.1&neuron=3", "layers.1 · neuron 3", 4),
-    ("/neuron?model=cnn-digits&layer=fc1&neuron=17", "fc1 · neuron 17", 4),
-    ("/neuron?model=cnn-digits&layer=conv2&neuron=7", "conv2 · channel 7", 4),
-    (f"/neuron?model=cnn-digits&layer=conv2&neuron=7&view={quote_plus(ON_INPUT)}", "conv2 · channel 7", 3),
+    ("/neuron?model=mlp-2x64&layer=layers.1&unit=3", "layers.1 · neuron 3", 4),
+    ("/neuron?model=cnn-digits&layer=fc1&unit=17", "fc1 · neuron 17", 4),
+    ("/neuron?model=cnn-digits&layer=conv2&unit=7", "conv2 · channel 7", 4),
+    (f"/neuron?model=cnn-digits&layer=conv2&unit=7&view={ON_INPUT.slug}", "conv2 · channel 7", 3),
     (CLASSIFY, "Predicted class", 4),
-    *((f"{CLASSIFY}&panel={quote_plus(panel)}", "Predicted class", charts)
+    *((f"{CLASSIFY}&panel={panel.slug}", "Predicted class", charts)
       for panel, charts in ((IMPORTANT, 4), (ACTIVATIONS, 4))),
-    (f"/classify?model=mlp-2x64&test_index=7&panel={quote_plus(EARLIER)}", "Predicted class", 4),
+    (f"/classify?model=mlp-2x64&test_index=7&panel={EARLIER.slug}", "Predicted class", 4),
     ("/classify?model=challenge-cnn&test_index=7", "Predicted class", 4),
     # The analysis pages' charts, as a link without settings opens them.
     ("/ablations?model=challenge-cnn", "Direct logit attribution", 6),

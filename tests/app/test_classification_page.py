@@ -35,6 +35,7 @@ from ui.links import (
     NEURON_VIEW_PARAM,
     ON_INPUT,
 )
+from ui.tabs import Tab
 
 from ..conftest import BUNDLED_MODELS
 from .conftest import assert_no_exception, wait_for_app
@@ -64,7 +65,7 @@ def _open(**params: str) -> AppTest:
     return at.run()
 
 
-def _open_tab(at: AppTest, tab: str) -> AppTest:
+def _open_tab(at: AppTest, tab: Tab) -> AppTest:
     return open_tab(at, CLASSIFY_PANEL_PARAM, tab, EFFECTS)
 
 
@@ -163,7 +164,7 @@ def test_every_bundled_model_renders(name, bundled, mnist_test):
     assert _array(effects["data"][0]["z"]).shape == expected.effects.shape
     earlier = model.layer_names[:-2]
     tabs = list(CLASSIFY_TABS)  # every model has every tab (some say they do not apply), so links' tabs exist
-    assert [tab.label for tab in at.tabs] == tabs
+    assert [tab.label for tab in at.tabs] == [tab.label for tab in tabs]
     # The bundled dictionaries: mlp-1x64's layers.0 and challenge-cnn's fc1 (the layers feeding the logits).
     latent_charts = {"classify_latent_effects"} if name in ("mlp-1x64", "challenge-cnn") else set()
     attribution = {f"classify_attr_{layer}" for layer in earlier} | \
@@ -194,12 +195,12 @@ def test_a_final_layer_reading_feature_maps_says_what_does_not_apply(mnist_test)
     at.switch_page(PAGE)
     at.query_params["model"] = "maps-only@00000000"
     at.query_params["test_index"] = "3"
-    at.query_params[CLASSIFY_PANEL_PARAM] = IMPORTANT
+    at.query_params[CLASSIFY_PANEL_PARAM] = IMPORTANT.slug
     at.run()
     at.slider(key="classify_share_percent").set_value(0.5).run()
     assert not at.exception
     assert _prediction_shown(at) == logit_effects(model, mnist_test.images[3]).prediction
-    assert [tab.label for tab in at.tabs] == list(CLASSIFY_TABS)
+    assert [tab.label for tab in at.tabs] == [tab.label for tab in CLASSIFY_TABS]
     assert any("do not apply" in i.value and "no Hadamard embedding" in i.value for i in at.info)
     assert "Neuron Explorer" not in at.dataframe[0].value.columns, "no links to neurons that are not neurons"
     _open_tab(at, EFFECTS)
@@ -315,7 +316,7 @@ def test_clear_starts_a_fresh_canvas(mnist_test):
 
 
 def test_class_and_share_choose_the_important_units(bundled, mnist_test):
-    at = _open(test_index="8", **{CLASSIFY_PANEL_PARAM: IMPORTANT})
+    at = _open(test_index="8", **{CLASSIFY_PANEL_PARAM: IMPORTANT.slug})
     at.selectbox(key="classify_class").set_value(3).run()
     at.slider(key="classify_share_percent").set_value(5.0).run()
     assert not at.exception
@@ -327,12 +328,12 @@ def test_class_and_share_choose_the_important_units(bundled, mnist_test):
     np.testing.assert_allclose(table["effect"], [u.effect for u in expected.units])
     first = expected.units[0].unit
     assert table["Neuron Explorer"].iloc[0] == \
-        f"./neuron?model=mlp-1x64&layer=layers.0&neuron={first}&test_index=8&view=On+one+input", "on this same input"
+        f"./neuron?model=mlp-1x64&layer=layers.0&unit={first}&test_index=8&view=input", "on this same input"
 
 
 def test_earlier_layers_are_attributed_with_their_checks(bundled, mnist_test):
     model = bundled("mlp-2x64")
-    at = _open(model="mlp-2x64", test_index="3", **{CLASSIFY_PANEL_PARAM: EARLIER})
+    at = _open(model="mlp-2x64", test_index="3", **{CLASSIFY_PANEL_PARAM: EARLIER.slug})
     assert not at.exception
     expected = layer_attribution(model, mnist_test.images[3], "layers.0")
     heatmap = next(c for c in at.get("plotly_chart") if c.key == "classify_attr_layers.0")
@@ -346,13 +347,13 @@ def test_earlier_layers_are_attributed_with_their_checks(bundled, mnist_test):
     at.session_state["classify_attr_layers.0"] = {"selection": {"points": [{"x": 7, "y": 2}]}}
     at.run()
     assert not at.exception and not at.warning
-    assert {"model": "mlp-2x64", "layer": "layers.0", "neuron": "7", "test_index": "3"}.items() <= \
+    assert {"model": "mlp-2x64", "layer": "layers.0", "unit": "7", "test_index": "3"}.items() <= \
         dict(at.query_params).items()
 
 
 def test_a_cnn_conv_layer_is_attributed_per_channel_and_per_cell(bundled, mnist_test):
     model = bundled("challenge-cnn")
-    at = _open(model="challenge-cnn", test_index="5", **{CLASSIFY_PANEL_PARAM: EARLIER})
+    at = _open(model="challenge-cnn", test_index="5", **{CLASSIFY_PANEL_PARAM: EARLIER.slug})
     assert not at.exception
     expected = layer_attribution(model, mnist_test.images[5], "conv2")
     cls = logit_effects(model, mnist_test.images[5]).prediction
@@ -362,8 +363,8 @@ def test_a_cnn_conv_layer_is_attributed_per_channel_and_per_cell(bundled, mnist_
     channel, row, col = np.unravel_index(flat, expected.attributions.shape[2:])
     np.testing.assert_allclose(cells["attribution"], expected.attributions[0, cls][channel, row, col], rtol=1e-5)
     where = pooled_cell_positions(model, "conv2", mnist_test.images[5])[channel[0], row[0], col[0]]
-    assert cells["open"].iloc[0] == (f"./neuron?model=challenge-cnn&layer=conv2&neuron={channel[0]}"
-                                     f"&pos={where[0]}%2C{where[1]}&test_index=5&view=On+one+input")
+    assert cells["open"].iloc[0] == (f"./neuron?model=challenge-cnn&layer=conv2&unit={channel[0]}"
+                                     f"&pos={where[0]}%2C{where[1]}&test_index=5&view=input")
 
 
 def test_clicking_the_bias_column_explains_itself():
@@ -375,24 +376,24 @@ def test_clicking_the_bias_column_explains_itself():
 
 
 def test_clicking_a_cell_opens_the_neuron_explorer():
-    """The URL contract: /neuron?model=M&layer=L&neuron=U (needs the Neuron Explorer page in the app)."""
+    """The URL contract: /neuron?model=M&layer=L&unit=U (needs the Neuron Explorer page in the app)."""
     at = _open(test_index="8")
     at.session_state["classify_effects"] = {"selection": {"points": [{"x": 5, "y": 3}]}}
     at.run()
     assert not at.exception
     assert not at.warning, [w.value for w in at.warning]
-    assert {"model": "mlp-1x64", "layer": "layers.0", "neuron": "5"}.items() <= dict(at.query_params).items()
+    assert {"model": "mlp-1x64", "layer": "layers.0", "unit": "5"}.items() <= dict(at.query_params).items()
 
 
 def test_selecting_an_important_unit_opens_the_neuron_explorer():
-    at = _open(test_index="8", **{CLASSIFY_PANEL_PARAM: IMPORTANT})
+    at = _open(test_index="8", **{CLASSIFY_PANEL_PARAM: IMPORTANT.slug})
     first = int(at.dataframe[0].value["unit"].iloc[0])
     at.session_state["classify_important_table"] = {"selection": {"rows": [0], "columns": []}}
     at.run()
     assert not at.exception
     assert not at.warning, [w.value for w in at.warning]
-    assert at.query_params["layer"] == "layers.0" and at.query_params["neuron"] == str(first)
-    assert at.query_params["test_index"] == "8" and at.query_params[NEURON_VIEW_PARAM] == ON_INPUT
+    assert at.query_params["layer"] == "layers.0" and at.query_params["unit"] == str(first)
+    assert at.query_params["test_index"] == "8" and at.query_params[NEURON_VIEW_PARAM] == ON_INPUT.slug
 
 
 def test_only_the_open_tab_is_computed_and_a_click_through_opens_the_unit_on_this_input(monkeypatch):
@@ -416,7 +417,7 @@ def test_only_the_open_tab_is_computed_and_a_click_through_opens_the_unit_on_thi
 
     at = _open(model="mlp-2x64", test_index="8")
     assert not at.exception
-    assert at.session_state[CLASSIFY_PANEL_PARAM] == EFFECTS
+    assert at.session_state[CLASSIFY_PANEL_PARAM] == EFFECTS.label
     charts = _chart_keys(at)
     assert "classify_effects" in charts and "classify_activations" not in charts
     assert calls.get("logit_effects_heatmap", 0) >= 1
@@ -434,8 +435,8 @@ def test_only_the_open_tab_is_computed_and_a_click_through_opens_the_unit_on_thi
     at.run()
     assert not at.exception
     assert not at.warning, [w.value for w in at.warning]
-    assert {"model": "mlp-2x64", "layer": "layers.1", "neuron": "5", "test_index": "8",
-            NEURON_VIEW_PARAM: ON_INPUT}.items() <= dict(at.query_params).items()
+    assert {"model": "mlp-2x64", "layer": "layers.1", "unit": "5", "test_index": "8",
+            NEURON_VIEW_PARAM: ON_INPUT.slug}.items() <= dict(at.query_params).items()
     assert at.header[0].value == "layers.1 · neuron 5"
     charts = _chart_keys(at)
     assert {"nx_fig_input", "nx_fig_embedding"} <= charts, "the Neuron Explorer opened on this input's tab"
@@ -539,8 +540,8 @@ def test_browser_downloads_carry_the_numbers_shown(page, app_url, bundled, mnist
     assert list(table.columns) == ["class", *map(str, range(64)), "bias", "logit"]
     np.testing.assert_allclose(table.drop(columns=["class", "logit"]).to_numpy(), expected.effects, rtol=1e-6)
     np.testing.assert_allclose(table["logit"], expected.logits, rtol=1e-6)
-    page.get_by_role("tab", name=IMPORTANT).click()
-    page.wait_for_url("**panel=Important+units**", timeout=60_000)
+    page.get_by_role("tab", name=IMPORTANT.label).click()
+    page.wait_for_url("**panel=important**", timeout=60_000)
     page.locator(".st-key-classify_combined .nsewdrag").wait_for(timeout=60_000)  # that tab is drawn
     wait_for_app(page)
     assert_no_exception(page)
@@ -566,16 +567,16 @@ def test_browser_clicking_a_logit_effect_opens_the_neuron(page, app_url):
     wait_for_app(page)
     assert_no_exception(page)
     query = dict(part.split("=", 1) for part in page.url.split("?", 1)[1].split("&"))
-    assert {"model": "mlp-1x64", "layer": "layers.0", "neuron": str(unit), "test_index": "8",
-            "view": "On+one+input"}.items() <= query.items()
+    assert {"model": "mlp-1x64", "layer": "layers.0", "unit": str(unit), "test_index": "8",
+            "view": "input"}.items() <= query.items()
     assert page.get_by_role("heading", name="Neuron Explorer").first.is_visible()
-    expect(page.get_by_role("tab", name=ON_INPUT)).to_have_attribute("aria-selected", "true")
+    expect(page.get_by_role("tab", name=ON_INPUT.label)).to_have_attribute("aria-selected", "true")
 
 
 @pytest.mark.browser
 def test_browser_attribution_to_every_earlier_layer_of_a_cnn(page, app_url):
     """cnn-digits: a panel per earlier layer (conv1, conv2) with its check; a cell opens that channel on this input."""
-    page.goto(f"{app_url}/classify?model=cnn-digits&test_index=3&panel=Earlier+layers")
+    page.goto(f"{app_url}/classify?model=cnn-digits&test_index=3&panel=Earlier+layers")  # an old link: a label
     wait_for_app(page, timeout_ms=300_000)
     assert_no_exception(page)
     expect(page.get_by_role("heading", name="Attribution to earlier layers")).to_be_visible()
@@ -595,4 +596,4 @@ def test_browser_attribution_to_every_earlier_layer_of_a_cnn(page, app_url):
     wait_for_app(page, timeout_ms=300_000)
     assert_no_exception(page)
     query = dict(part.split("=", 1) for part in page.url.split("?", 1)[1].split("&"))
-    assert {"model": "cnn-digits", "layer": "conv2", "neuron": "5", "test_index": "3"}.items() <= query.items()
+    assert {"model": "cnn-digits", "layer": "conv2", "unit": "5", "test_index": "3"}.items() <= query.items()

@@ -78,8 +78,8 @@ def neuron_page(media):
             name, layer, unit, top_k = NEURONS[case]
             at = AppTest.from_file("../../app.py", default_timeout=300).run()  # as test_neuron_page opens it
             at.switch_page(NEURON_PAGE)
-            at.query_params.update(model=name, layer=layer, neuron=str(unit), top_k=str(top_k),
-                                   **{NEURON_VIEW_PARAM: TOP_EXAMPLES})
+            at.query_params.update(model=name, layer=layer, unit=str(unit), top_k=str(top_k),
+                                   **{NEURON_VIEW_PARAM: TOP_EXAMPLES.slug})
             at.run()
             assert not at.exception and not at.warning, [e.value for e in at.exception]
             found = {"top": csv(at, media, "nx_dl_top"), "metrics": {m.label: m.value for m in at.metric}}

@@ -25,8 +25,9 @@ from .conftest import assert_no_exception, wait_for_app
 APP = "../../app.py"
 PAGE = "app_pages/dictionaries.py"
 MODEL, LAYER, BUNDLED = "mlp-1x64", "layers.0", "layers.0-topk512"
-QUALITY, TRAIN, SWEEP, SPLITTING, SCOREBOARD = ("Quality", "Train", "Sweep", "Feature splitting",
-                                                "Polysemanticity scoreboard")
+#: The tabs' slugs (what links carry) and labels.
+QUALITY, TRAIN, SWEEP, SPLITTING, SCOREBOARD = "quality", "train", "sweep", "splitting", "scoreboard"
+LABELS = ["Quality", "Train", "Sweep", "Feature splitting", "Polysemanticity scoreboard"]
 
 
 def _open(model: str = MODEL, **params: str) -> AppTest:
@@ -58,7 +59,7 @@ def _array(value) -> np.ndarray:
 def test_the_quality_tab_lists_the_layers_dictionaries_with_their_cards_metrics():
     at = _open()
     assert at.title[0].value == "Dictionaries"
-    assert [tab.label for tab in at.tabs] == [QUALITY, TRAIN, SWEEP, SPLITTING, SCOREBOARD]
+    assert [tab.label for tab in at.tabs] == LABELS
     assert at.selectbox(key="dict_layer").value == LAYER
     assert at.selectbox(key="dict_sae").value == BUNDLED, "the layer's first dictionary by default"
     table = at.dataframe[0].value
@@ -67,7 +68,7 @@ def test_the_quality_tab_lists_the_layers_dictionaries_with_their_cards_metrics(
     metrics = load_dictionary(mechmnistic.load_model(MODEL), BUNDLED).card.metrics
     assert row["variance explained"] == pytest.approx(metrics["variance_explained"])
     assert row["spliced acc %"] == pytest.approx(100 * metrics["spliced_accuracy"])
-    assert row["Neuron Explorer"] == f"./neuron?model={MODEL}&layer={LAYER}&neuron=0&basis=dictionary%3A{BUNDLED}"
+    assert row["Neuron Explorer"] == f"./neuron?model={MODEL}&layer={LAYER}&unit=0&basis=dictionary%3A{BUNDLED}"
 
 
 def test_the_sweep_tab_plots_every_dictionary_with_its_pareto_front():
@@ -121,7 +122,7 @@ def test_the_scoreboard_shows_the_apis_numbers_and_a_selected_row_opens_the_unit
     at.session_state["dict_scoreboard_latents"] = {"selection": {"rows": [7], "columns": [], "cells": []}}
     at.run()
     assert not at.exception
-    assert at.query_params["neuron"] == "7" and at.query_params["basis"] == f"dictionary:{BUNDLED}"
+    assert at.query_params["unit"] == "7" and at.query_params["basis"] == f"dictionary:{BUNDLED}"
     assert at.header[0].value == f"{LAYER} · latent 7 of {BUNDLED}"
     assert next(m.value for m in at.metric if m.label == "Feature clusters") == str(latents.n_clusters[7])
 
@@ -206,7 +207,7 @@ def test_train_in_a_browser_then_from_the_scoreboard_to_a_latent(page, app_with_
     assert_no_exception(page)
     assert (zoo / MODEL / "dictionaries" / "browser-t24" / "sae_weights.safetensors").exists()
 
-    page.goto(f"{base}/dictionaries?model={MODEL}&sae=browser-t24&section={SCOREBOARD.replace(' ', '+')}")
+    page.goto(f"{base}/dictionaries?model={MODEL}&sae=browser-t24&section={SCOREBOARD}")
     wait_for_app(page, timeout_ms=300_000)
     assert_no_exception(page)
     table = page.locator(".st-key-dict_scoreboard_latents [data-testid='stDataFrame']")
@@ -215,7 +216,7 @@ def test_train_in_a_browser_then_from_the_scoreboard_to_a_latent(page, app_with_
     box = table.bounding_box()
     # The row-selection column is the grid's first (about 30 px); the header row and each row are 35 px high.
     page.mouse.click(box["x"] + 15, box["y"] + 35 + 3 * 35 + 17)
-    page.wait_for_url(re.compile(r"/neuron\?.*neuron=3(&|$)"), timeout=60_000)
+    page.wait_for_url(re.compile(r"/neuron\?.*unit=3(&|$)"), timeout=60_000)
     wait_for_app(page, timeout_ms=180_000)
     assert_no_exception(page)
     assert "basis=dictionary%3Abrowser-t24" in page.url

@@ -31,6 +31,7 @@ from ui.links import (
     TOP_EXAMPLES,
 )
 from ui.page_list import PAGES
+from ui.tabs import Tab
 
 from ..conftest import BUNDLED_MODELS
 from .tabs import open_tab
@@ -55,10 +56,10 @@ NEURON_TAB_CHARTS = {READS: "nx_fig_hist", ON_INPUT: "nx_fig_input", TOP_EXAMPLE
                      CLUSTERS: "nx_fig_clusters"}
 
 
-def _tabs(at: AppTest, key: str, tabs: list[str]) -> dict[str, set[str]]:
+def _tabs(at: AppTest, key: str, tabs: list[Tab]) -> dict[Tab, set[str]]:
     """Each tab opened in turn (the first is open on arrival): the charts it shows."""
-    assert [tab.label for tab in at.tabs] == tabs
-    assert at.session_state[key] == tabs[0], "the first tab is open on arrival"
+    assert [tab.label for tab in at.tabs] == [tab.label for tab in tabs]
+    assert at.session_state[key] == tabs[0].label, "the first tab is open on arrival"
     return {tab: _charts(at if tab == tabs[0] else open_tab(at, key, tab, tabs[0])) for tab in tabs}
 
 
@@ -234,10 +235,10 @@ def test_the_imported_models_deeper_layers_in_the_neuron_explorer(imported_sessi
     at, model = imported_session
     at.switch_page("app_pages/neuron_explorer.py")
     for layer, unit in (("features.3", 5), ("classifier.0", 7)):
-        at.query_params.update({"layer": layer, "neuron": str(unit), "top_k": "60", NEURON_VIEW_PARAM: ON_INPUT})
+        at.query_params.update({"layer": layer, "unit": str(unit), "top_k": "60", NEURON_VIEW_PARAM: ON_INPUT.slug})
         at.run()
         assert not at.exception and not at.warning
-        assert at.session_state[NEURON_VIEW_PARAM] == ON_INPUT
+        assert at.session_state[NEURON_VIEW_PARAM] == ON_INPUT.label
         kind = "channel" if model.layout[layer].is_conv else "neuron"
         assert at.header[0].value == f"{layer} · {kind} {unit}"
         assert f"Which features.{'0' if layer == 'features.3' else '3'} units built this" in " ".join(
@@ -251,7 +252,7 @@ def test_pages_say_a_smooth_networks_grounding_is_an_approximation(name, layer, 
     at = AppTest.from_file(APP, default_timeout=600)
     at.query_params["model"] = name
     at.run()
-    at.query_params.update({"layer": layer, "neuron": "4", NEURON_VIEW_PARAM: ON_INPUT, "test_index": "0"})
+    at.query_params.update({"layer": layer, "unit": "4", NEURON_VIEW_PARAM: ON_INPUT.slug, "test_index": "0"})
     at.switch_page("app_pages/neuron_explorer.py").run()
     assert not at.exception
     captions = " ".join(c.value for c in at.caption)
@@ -259,7 +260,7 @@ def test_pages_say_a_smooth_networks_grounding_is_an_approximation(name, layer, 
     assert "exact gradient" not in captions
     assert any(f"With {activation} activations this network is not linear" in i.value for i in at.info)
     at.query_params.clear()
-    at.query_params.update({"model": name, "test_index": "0", CLASSIFY_PANEL_PARAM: IMPORTANT})
+    at.query_params.update({"model": name, "test_index": "0", CLASSIFY_PANEL_PARAM: IMPORTANT.slug})
     at.switch_page("app_pages/classification_explorer.py").run()
     assert not at.exception
     combined = next(c.value for c in at.caption if "Approximate (gradient × input)" in c.value)

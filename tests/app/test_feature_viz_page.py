@@ -50,7 +50,7 @@ def test_all_200_fc1_units_of_the_challenge_network_in_one_grid():
     assert len(customdata) == 200 * 4  # each result and its three nearest training images
     assert customdata[:4, 0].tolist() == [0, 1, 1, 1] and customdata[4].tolist() == [0, 1]
     table = at.dataframe[0].value
-    assert len(table) == 200 and table["Neuron Explorer"][17] == "./neuron?model=challenge-cnn&layer=fc1&neuron=17"
+    assert len(table) == 200 and table["Neuron Explorer"][17] == "./neuron?model=challenge-cnn&layer=fc1&unit=17"
     assert "clamped to [0, 1]" in _texts(at.caption)
 
 
@@ -116,7 +116,7 @@ def test_a_clicked_result_opens_its_unit_in_the_neuron_explorer():
     at.run()
     assert not at.exception
     assert any(t.value == "Neuron Explorer" for t in at.title)
-    assert (at.query_params["model"], at.query_params["layer"], at.query_params["neuron"]) == ("challenge-cnn", "fc1",
+    assert (at.query_params["model"], at.query_params["layer"], at.query_params["unit"]) == ("challenge-cnn", "fc1",
                                                                                                "76")
 
 
@@ -143,6 +143,6 @@ def test_clicking_a_result_in_the_browser(page, app_url):
     page.mouse.move(x, y)
     page.wait_for_selector(".hovertext", state="attached")  # the invisible marker is live under the pointer
     page.mouse.click(x, y)
-    page.wait_for_url(re.compile(r"/neuron\?model=challenge-cnn&layer=fc1&neuron=175$"))
+    page.wait_for_url(re.compile(r"/neuron\?model=challenge-cnn&layer=fc1&unit=175$"))
     wait_for_app(page)
     assert_no_exception(page)

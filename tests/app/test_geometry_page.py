@@ -130,7 +130,7 @@ def test_a_clicked_unit_opens_the_neuron_explorer():
     at.run()
     assert not at.exception
     assert any(t.value == "Neuron Explorer" for t in at.title)
-    assert (at.query_params["layer"], at.query_params["neuron"]) == ("fc1", "175")
+    assert (at.query_params["layer"], at.query_params["unit"]) == ("fc1", "175")
 
 
 def test_a_box_selection_becomes_a_fitted_direction():

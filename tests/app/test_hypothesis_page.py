@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from streamlit.testing.v1 import AppTest
 
 from mechmnistic.analysis.hypothesis import BandFit, BandRule, Hypothesis, compare, image_scores
-from mechmnistic.analysis.predictions import split_predictions
+from mechmnistic.analysis.predictions import predicted_classes
 from mechmnistic.analysis.scrubbing import scrub
 from mechmnistic.analysis.templates import resolve_template
 from mechmnistic.labels import CHALLENGE_LABEL_FUNCTION
@@ -72,7 +72,7 @@ def test_a_typed_band_shows_the_agreement_python_computes(challenge, mnist_test)
     assert not at.exception
     rule = BandRule(-33.9, -15.2)
     test_scores = image_scores(mnist_test.images, resolve_template("train:6").image)
-    expected = compare(rule, test_scores, split_predictions(challenge, "test").predicted).agreement
+    expected = compare(rule, test_scores, predicted_classes(challenge, "test")).agreement
     assert metric(at, "Agreement with the model (test)") == f"{expected:.2%}"
     histogram = next(spec for title, spec in figures(at).items() if title.startswith("s(x) over"))
     lines = sorted(shape["x0"] for shape in histogram["layout"]["shapes"])
@@ -99,7 +99,7 @@ def test_fitting_finds_the_band_and_never_prints_the_hidden_one(challenge, mnist
     at = open_page(model="challenge-cnn", fit="1")
     assert not at.exception
     scores = image_scores(mnist_train.images, resolve_template("train:6").image)
-    fit = BandFit().fit(scores, split_predictions(challenge, "train").predicted)
+    fit = BandFit().fit(scores, predicted_classes(challenge, "train"))
     rule_text = next(m.value for m in at.markdown if m.value.startswith("**Rule:**"))
     assert f"{fit.low_:.4g} < s < {fit.high_:.4g}" in rule_text and "fitted" in rule_text
     assert metric(at, "Agreement with the model (train)") == f"{fit.agreement_:.2%}"
@@ -185,7 +185,7 @@ def test_other_models_layers_and_rules():
 @pytest.mark.browser
 def test_typed_band_shows_histogram_and_agreement_in_a_browser(page, app_url, challenge, mnist_test):
     test_scores = image_scores(mnist_test.images, resolve_template("train:6").image)
-    expected = compare(BandRule(-33.9, -15.2), test_scores, split_predictions(challenge, "test").predicted).agreement
+    expected = compare(BandRule(-33.9, -15.2), test_scores, predicted_classes(challenge, "test")).agreement
     page.goto(f"{app_url}/hypothesis?model=challenge-cnn")
     wait_for_app(page, 180_000)
     assert_no_exception(page)

@@ -60,7 +60,7 @@ def _a_live_latent(dictionary) -> int:
 
 def test_a_latent_has_every_view_a_neuron_has(dictionary, mnist_test):
     latent = _a_live_latent(dictionary)
-    at = _open("app_pages/neuron_explorer.py", layer=LAYER, neuron=str(latent), basis=BASIS)
+    at = _open("app_pages/neuron_explorer.py", layer=LAYER, unit=str(latent), basis=BASIS)
     assert at.header[0].value == f"{LAYER} · latent {latent} of {DICTIONARY}"
     assert at.session_state["nx_basis"] == BASIS and at.selectbox(key="nx_basis").options[0] == "its neurons"
     metrics = {m.label: m.value for m in at.metric}
@@ -88,7 +88,7 @@ def test_a_latent_has_every_view_a_neuron_has(dictionary, mnist_test):
 
 
 def test_the_logits_split_over_latents_add_up(dictionary, mnist_test):
-    at = _open("app_pages/classification_explorer.py", test_index="8", **{CLASSIFY_PANEL_PARAM: LATENTS})
+    at = _open("app_pages/classification_explorer.py", test_index="8", **{CLASSIFY_PANEL_PARAM: LATENTS.slug})
     caption = next(c.value for c in at.caption if "latents are active on this input" in c.value)
     assert float(re.search(r"largest difference over the classes ([0-9.e+-]+)\)", caption).group(1)) < 1e-4
     split = latent_logit_effects(mechmnistic.load_model(MODEL), dictionary, mnist_test.images[8][None])
@@ -104,7 +104,7 @@ def test_a_layer_without_a_dictionary_says_where_to_make_one():
     at = AppTest.from_file(APP, default_timeout=300)
     at.query_params["model"] = "cnn-digits"
     at.run()
-    at.query_params.update({"test_index": "3", CLASSIFY_PANEL_PARAM: LATENTS})
+    at.query_params.update({"test_index": "3", CLASSIFY_PANEL_PARAM: LATENTS.slug})
     at.switch_page("app_pages/classification_explorer.py").run()
     assert not at.exception
     assert any("fc1 has no dictionary yet" in i.value and "/dictionaries" in i.value for i in at.info)
@@ -124,7 +124,7 @@ def test_a_latents_encoder_reads_the_layer_it_says(dictionary, mnist_test):
 @pytest.mark.browser
 def test_a_latent_by_deep_link_and_on_to_a_neuron_it_reads(page, app_url, dictionary):
     latent = _a_live_latent(dictionary)
-    page.goto(f"{app_url}/neuron?model={MODEL}&layer={LAYER}&neuron={latent}&basis={BASIS}")
+    page.goto(f"{app_url}/neuron?model={MODEL}&layer={LAYER}&unit={latent}&basis={BASIS}")
     wait_for_app(page, timeout_ms=180_000)
     assert_no_exception(page)
     assert page.locator("h2").first.inner_text() == f"{LAYER} · latent {latent} of {DICTIONARY}"
@@ -136,7 +136,7 @@ def test_a_latent_by_deep_link_and_on_to_a_neuron_it_reads(page, app_url, dictio
     box = plot.evaluate("(gd) => { const b = gd.querySelector('.bars .point path').getBoundingClientRect();"
                         " return [b.x + b.width / 2, b.y + b.height / 2]; }")
     page.mouse.click(*box)
-    page.wait_for_url(re.compile(rf"/neuron\?.*neuron={strongest}(&|$)"), timeout=60_000)
+    page.wait_for_url(re.compile(rf"/neuron\?.*unit={strongest}(&|$)"), timeout=60_000)
     wait_for_app(page, timeout_ms=180_000)
     assert_no_exception(page)
     assert "basis=" not in page.url
@@ -147,7 +147,7 @@ def test_a_latent_is_ablated_and_visualised_from_its_page(dictionary):
     from mechmnistic.analysis.latent_interventions import ablate_latents_on_split
 
     latent = _a_live_latent(dictionary)
-    at = _open("app_pages/neuron_explorer.py", layer=LAYER, neuron=str(latent), basis=BASIS)
+    at = _open("app_pages/neuron_explorer.py", layer=LAYER, unit=str(latent), basis=BASIS)
     link = next(m.value for m in at.markdown if "Feature visualisation of this latent" in m.value)
     assert f"dirs=latent%3A{DICTIONARY}%3A{latent}" in link and "target=directions" in link
     at.radio(key="nx_latent_ablation").set_value("zero").run()

@@ -20,6 +20,7 @@ from mechmnistic.analysis.conv import feature_maps, pooled_cell_positions
 from mechmnistic.analysis.embeddings import first_layer_effective_weights
 from mechmnistic.analysis.unit_behaviour import similar_units, top_examples
 from ui.links import CLUSTERS, NEURON_VIEW_PARAM, NEURON_VIEWS, ON_INPUT, READS, TOP_EXAMPLES
+from ui.tabs import Tab
 
 from . import tabs
 from .conftest import assert_no_exception, wait_for_app
@@ -38,15 +39,16 @@ def cache_dir(tmp_path_factory):
         yield folder
 
 
-def open_page(**params: str) -> AppTest:
+def open_page(**params: str | Tab) -> AppTest:
+    """The page on a deep link with ``params`` (a tab by its slug)."""
     at = AppTest.from_file(APP, default_timeout=300)
     at.run()
     at.switch_page(PAGE)
-    at.query_params.update(params)
+    at.query_params.update({name: value.slug if isinstance(value, Tab) else value for name, value in params.items()})
     return at.run()
 
 
-def open_tab(at: AppTest, view: str) -> AppTest:
+def open_tab(at: AppTest, view: Tab) -> AppTest:
     """Open the page's tab ``view`` and re-run, as a click on it does (only the open tab is computed and drawn)."""
     return tabs.open_tab(at, NEURON_VIEW_PARAM, view, READS)
 
@@ -82,12 +84,12 @@ def decoded(value) -> np.ndarray:
 def test_first_visit_computes_the_atlas_then_a_deep_link_reproduces_the_view(cache_dir, bundled):
     model = bundled("mlp-1x64")
     assert not atlas_is_cached(model, "layers.0")
-    at = open_page(model="mlp-1x64", layer="layers.0", neuron="17")
+    at = open_page(model="mlp-1x64", layer="layers.0", unit="17")
     assert not at.exception
     assert atlas_is_cached(model, "layers.0"), "the first visit stored the atlas"
     assert shown_unit(at) == "layers.0 · neuron 17"
-    assert at.number_input(key="nx_neuron").value == 17
-    assert at.query_params["neuron"] == "17" and at.query_params["layer"] == "layers.0"
+    assert at.number_input(key="nx_unit").value == 17
+    assert at.query_params["unit"] == "17" and at.query_params["layer"] == "layers.0"
     assert NEURON_VIEW_PARAM not in at.query_params, "the first tab is the default: the URL need not name it"
     shown = decoded(figure(at, "nx_fig_in")["data"][0]["z"]).reshape(28, 28)
     np.testing.assert_allclose(shown, first_layer_effective_weights(model, np.array([17]))[0][0], rtol=1e-6)
@@ -95,36 +97,36 @@ def test_first_visit_computes_the_atlas_then_a_deep_link_reproduces_the_view(cac
     assert [at.button(key=f"nx_similar_{rank}").label.split(" ·")[0] for rank in range(5)] == \
         [f"neuron {u}" for u in expected]
     open_tab(at, TOP_EXAMPLES)
-    assert not at.exception and at.query_params[NEURON_VIEW_PARAM] == TOP_EXAMPLES
+    assert not at.exception and at.query_params[NEURON_VIEW_PARAM] == TOP_EXAMPLES.slug
     gap = next(c.value for c in at.caption if "largest difference" in c.value)
     assert float(gap.rsplit(": ", 1)[1].rstrip(").")) < 1e-4, "embedding sums + bias = pre-activations, shown"
     open_tab(at, READS)
     at.button(key="nx_similar_0").click().run()
-    assert shown_unit(at) == f"layers.0 · neuron {expected[0]}" and at.query_params["neuron"] == str(expected[0])
+    assert shown_unit(at) == f"layers.0 · neuron {expected[0]}" and at.query_params["unit"] == str(expected[0])
     assert not at.warning
 
 
 def test_next_and_previous_move_the_view_and_the_url(cache_dir):
-    at = open_page(model="mlp-1x64", layer="layers.0", neuron="62")
+    at = open_page(model="mlp-1x64", layer="layers.0", unit="62")
     at.button(key="nx_next").click().run()
-    assert shown_unit(at) == "layers.0 · neuron 63" and at.query_params["neuron"] == "63"
+    assert shown_unit(at) == "layers.0 · neuron 63" and at.query_params["unit"] == "63"
     assert at.button(key="nx_next").disabled, "cannot go past the last neuron"
     at.button(key="nx_prev").click().run()
     at.button(key="nx_prev").click().run()
-    assert shown_unit(at) == "layers.0 · neuron 61" and at.query_params["neuron"] == "61"
-    at.number_input(key="nx_neuron").set_value(0).run()
-    assert at.query_params["neuron"] == "0" and at.button(key="nx_prev").disabled
+    assert shown_unit(at) == "layers.0 · neuron 61" and at.query_params["unit"] == "61"
+    at.number_input(key="nx_unit").set_value(0).run()
+    assert at.query_params["unit"] == "0" and at.button(key="nx_prev").disabled
     assert not at.exception
 
 
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"neuron": "abc"}, "must be a whole number"),
-        ({"neuron": "-1"}, "out of range"),
-        ({"neuron": "64"}, "out of range"),
-        ({"neuron": "1.5"}, "must be a whole number"),
-        ({"neuron": "9" * 40}, f"`neuron`={'9' * 40} is out of range"),
+        ({"unit": "abc"}, "must be a whole number"),
+        ({"unit": "-1"}, "out of range"),
+        ({"unit": "64"}, "out of range"),
+        ({"unit": "1.5"}, "must be a whole number"),
+        ({"unit": "9" * 40}, f"`unit`={'9' * 40} is out of range"),
         ({"layer": "layers.1"}, "Unknown `layer`"),
         ({"layer": "<script>"}, "Unknown `layer`"),
         ({"top_k": "0"}, "out of range"),
@@ -135,7 +137,7 @@ def test_next_and_previous_move_the_view_and_the_url(cache_dir):
     ],
 )
 def test_bad_parameters_show_a_message_and_the_default(cache_dir, params, message):
-    at = open_page(**{"model": "mlp-1x64", "layer": "layers.0", "neuron": "3", **params})
+    at = open_page(**{"model": "mlp-1x64", "layer": "layers.0", "unit": "3", **params})
     assert not at.exception
     assert message in warnings(at)
     assert shown_unit(at).startswith("layers.0 · neuron ")
@@ -146,14 +148,14 @@ def test_bad_parameters_show_a_message_and_the_default(cache_dir, params, messag
 
 
 def test_empty_parameters_mean_the_defaults(cache_dir):
-    at = open_page(model="mlp-1x64", layer="", neuron="")
+    at = open_page(model="mlp-1x64", layer="", unit="")
     assert not at.exception and not at.warning
     assert shown_unit(at) == "layers.0 · neuron 0"
-    assert at.query_params["neuron"] == "0"
+    assert at.query_params["unit"] == "0"
 
 
 def test_cluster_controls_change_the_clusters_and_the_url(cache_dir, bundled):
-    at = open_page(model="mlp-1x64", layer="layers.0", neuron="4", top_k="60", clusters="4", view=CLUSTERS)
+    at = open_page(model="mlp-1x64", layer="layers.0", unit="4", top_k="60", clusters="4", view=CLUSTERS)
     assert not at.exception and not at.warning
     assert len(at.dataframe[0].value) == 4
     assert atlas_is_cached(bundled("mlp-1x64"), "layers.0", AtlasParameters(top_k=60, n_clusters=4))
@@ -175,13 +177,13 @@ MLP_CHARTS = {
 
 
 def test_only_the_open_tab_is_computed_and_its_name_stays_in_the_url(cache_dir):
-    at = open_page(model="mlp-1x64", layer="layers.0", neuron="5")
-    assert [tab.label for tab in at.tabs] == list(NEURON_VIEWS)
+    at = open_page(model="mlp-1x64", layer="layers.0", unit="5")
+    assert [tab.label for tab in at.tabs] == [view.label for view in NEURON_VIEWS]
     assert NEURON_VIEW_PARAM not in at.query_params, "the first tab is the default: the URL need not name it"
     for view in NEURON_VIEWS:
         if view != READS:
             open_tab(at, view)
-            assert at.query_params[NEURON_VIEW_PARAM] == view
+            assert at.query_params[NEURON_VIEW_PARAM] == view.slug
         assert not at.exception and not at.warning
         assert chart_keys(at) == MLP_CHARTS[view], view
         assert ("nx_similar_0" in keys(at.button)) == (view == READS)
@@ -190,8 +192,8 @@ def test_only_the_open_tab_is_computed_and_its_name_stays_in_the_url(cache_dir):
         assert ("nx_cluster" in keys(at.selectbox)) == (view == CLUSTERS)
         assert len(at.dataframe) == (1 if view == CLUSTERS else 0), "the clusters' table only"
     at.button(key="nx_next").click().run()
-    assert shown_unit(at) == "layers.0 · neuron 6" and at.query_params["neuron"] == "6"
-    assert at.query_params[NEURON_VIEW_PARAM] == CLUSTERS and chart_keys(at) == MLP_CHARTS[CLUSTERS], \
+    assert shown_unit(at) == "layers.0 · neuron 6" and at.query_params["unit"] == "6"
+    assert at.query_params[NEURON_VIEW_PARAM] == CLUSTERS.slug and chart_keys(at) == MLP_CHARTS[CLUSTERS], \
         "another unit, the same tab"
 
 
@@ -202,7 +204,7 @@ def test_the_first_two_tabs_never_ground_the_top_examples(cache_dir, monkeypatch
 
     real = ui.neuron_data.unit_view
     monkeypatch.setattr(ui.neuron_data, "unit_view", lambda *a, **k: pytest.fail("grounded the top examples"))
-    at = open_page(model="mlp-1x64", layer="layers.0", neuron="5")
+    at = open_page(model="mlp-1x64", layer="layers.0", unit="5")
     for view in (READS, ON_INPUT):
         if view != READS:
             open_tab(at, view)
@@ -213,15 +215,27 @@ def test_the_first_two_tabs_never_ground_the_top_examples(cache_dir, monkeypatch
     assert not at.exception and len(at.dataframe[0].value) == count
 
 
+def test_links_made_before_slugs_and_the_unit_parameter_still_open_their_view(cache_dir):
+    """``neuron=`` was the unit's parameter and tabs were named by their labels: such links still work, and the
+    address bar is rewritten to today's names."""
+    at = open_page(model="mlp-1x64", layer="layers.0", neuron="7", view=TOP_EXAMPLES.label)
+    assert not at.exception and not at.warning
+    assert shown_unit(at) == "layers.0 · neuron 7" and chart_keys(at) == MLP_CHARTS[TOP_EXAMPLES]
+    assert at.query_params["unit"] == "7" and "neuron" not in at.query_params
+    assert at.query_params[NEURON_VIEW_PARAM] == TOP_EXAMPLES.slug
+    at = open_page(model="mlp-1x64", layer="layers.0", neuron="7", unit="8")
+    assert shown_unit(at) == "layers.0 · neuron 8", "the new name wins over the old"
+
+
 def test_an_unknown_tab_opens_the_first_and_leaves_the_url(cache_dir):
-    at = open_page(model="mlp-1x64", layer="layers.0", neuron="5", view="<no such tab>")
+    at = open_page(model="mlp-1x64", layer="layers.0", unit="5", view="<no such tab>")
     assert not at.exception and chart_keys(at) == MLP_CHARTS[READS]
     assert NEURON_VIEW_PARAM not in at.query_params
     assert "Unknown `view` '<no such tab>'" in warnings(at)
 
 
 def test_a_bad_cluster_is_reported_on_any_tab_and_said_once(cache_dir):
-    at = open_page(model="mlp-1x64", layer="layers.0", neuron="5", cluster="C99")
+    at = open_page(model="mlp-1x64", layer="layers.0", unit="5", cluster="C99")
     assert not at.exception and "Unknown `cluster` 'C99'" in warnings(at)
     assert "cluster" not in at.query_params
     assert not at.run().warning
@@ -241,7 +255,7 @@ def test_a_cnn_opens_on_its_first_conv_channel(cache_dir):
 def test_a_conv_channel_by_deep_link(cache_dir, bundled, mnist_test):
     """Filters, the feature map on the shown input, top examples with where the channel fired."""
     model = bundled("cnn-digits")
-    at = open_page(model="cnn-digits", layer="conv2", neuron="6", top_k="60")
+    at = open_page(model="cnn-digits", layer="conv2", unit="6", top_k="60")
     assert not at.exception and not at.warning
     assert shown_unit(at) == "conv2 · channel 6"
     kernels = decoded(figure(at, "nx_fig_filters")["data"][0]["z"])
@@ -272,7 +286,7 @@ def test_a_conv_channel_by_deep_link(cache_dir, bundled, mnist_test):
 
 
 def test_a_channel_at_a_position(cache_dir, bundled):
-    at = open_page(model="cnn-digits", layer="conv1", neuron="3", pos="12,9", top_k="60", test_index="4",
+    at = open_page(model="cnn-digits", layer="conv1", unit="3", pos="12,9", top_k="60", test_index="4",
                    view=ON_INPUT)
     assert not at.exception and not at.warning
     assert shown_unit(at) == "conv1 · channel 3 at (12, 9)"
@@ -297,7 +311,7 @@ def test_a_channel_at_a_position(cache_dir, bundled):
     ({"layer": "conv1", "test_index": "10000"}, "out of range"),
 ])
 def test_bad_conv_parameters_show_a_message(cache_dir, params, message):
-    at = open_page(model="cnn-digits", neuron="2", top_k="60", **params)
+    at = open_page(model="cnn-digits", unit="2", top_k="60", **params)
     assert not at.exception
     assert message in warnings(at)
     assert shown_unit(at).startswith(f"{params['layer']} · ")
@@ -305,7 +319,7 @@ def test_bad_conv_parameters_show_a_message(cache_dir, params, message):
 
 def test_an_upstream_bar_opens_that_unit_on_the_same_input(cache_dir, bundled, mnist_test):
     """mlp-2x64 layers.1: a click on an input-weight bar opens the layers.0 unit behind it."""
-    at = open_page(model="mlp-2x64", layer="layers.1", neuron="12", test_index="0")
+    at = open_page(model="mlp-2x64", layer="layers.1", unit="12", test_index="0")
     weights = bundled("mlp-2x64").get_submodule("layers.1").weight.detach().numpy()[12]
     bars = figure(at, "nx_in_bars_layers-1_12")["data"][0]
     strongest = np.argsort(-np.abs(weights), kind="stable")[:20]
@@ -317,13 +331,13 @@ def test_an_upstream_bar_opens_that_unit_on_the_same_input(cache_dir, bundled, m
 
 
 def test_which_upstream_units_built_it_adds_up_and_links_on(cache_dir, bundled, mnist_test):
-    at = open_page(model="mlp-2x64", layer="layers.1", neuron="12", test_index="3", view=ON_INPUT)
+    at = open_page(model="mlp-2x64", layer="layers.1", unit="12", test_index="3", view=ON_INPUT)
     parts = upstream_contributions(bundled("mlp-2x64"), "layers.1", 12, mnist_test.images[3])
     table = next(df.value for df in at.dataframe if "activation × weight" in df.value.columns)
     order = parts.order()[:20]
     np.testing.assert_allclose(table["activation × weight"], parts.contributions[order], rtol=1e-5)
-    assert table["open"].iloc[0] == (f"./neuron?model=mlp-2x64&layer=layers.0&neuron={order[0]}"
-                                     "&test_index=3&view=On+one+input")
+    assert table["open"].iloc[0] == (f"./neuron?model=mlp-2x64&layer=layers.0&unit={order[0]}"
+                                     "&test_index=3&view=input")
     assert float(caption_with(at, "All parts sum to").rsplit("difference ", 1)[1].rstrip(").")) < 1e-4
     at.session_state["nx_upstream_layers-1_12"] = {"selection": {"rows": [1], "columns": []}}
     at.run()
@@ -335,7 +349,7 @@ def test_a_cnn_fc_unit_opens_conv_channels_where_they_fed_it(cache_dir, bundled,
     """challenge-cnn fc1 reads conv2's pooled cells: a bar opens conv2's channel at the map position where
     that cell took its maximum on the shown input; outgoing bars open fc2's units... which are the logits."""
     model = bundled("challenge-cnn")
-    at = open_page(model="challenge-cnn", layer="fc1", neuron="17", test_index="5", top_k="60")
+    at = open_page(model="challenge-cnn", layer="fc1", unit="17", test_index="5", top_k="60")
     assert not at.exception and not at.warning
     weights = model.get_submodule("fc1").weight.detach().numpy()[17]
     strongest = int(np.argmax(np.abs(weights)))
@@ -350,7 +364,7 @@ def test_a_cnn_fc_unit_opens_conv_channels_where_they_fed_it(cache_dir, bundled,
 
 def test_the_shown_input_is_pinned_by_the_url_and_released_by_its_button(cache_dir, bundled):
     test_pre = layer_activations(bundled("mlp-2x64"), "layers.1", "test").pre
-    at = open_page(model="mlp-2x64", layer="layers.1", neuron="2", view=ON_INPUT)
+    at = open_page(model="mlp-2x64", layer="layers.1", unit="2", view=ON_INPUT)
     assert at.number_input(key="nx_index").value == int(np.argmax(test_pre[:, 2])), "the unit's top test example"
     assert "test_index" not in at.query_params and at.button(key="nx_follow").disabled
     at.number_input(key="nx_index").set_value(41).run()
@@ -370,7 +384,7 @@ def test_the_shown_input_is_pinned_by_the_url_and_released_by_its_button(cache_d
     ("challenge-cnn", "conv1"), ("challenge-cnn", "conv2"), ("challenge-cnn", "fc1"),
 ])
 def test_every_hidden_layer_of_every_bundled_model(cache_dir, name, layer):
-    at = open_page(model=name, layer=layer, neuron="1", top_k="60")
+    at = open_page(model=name, layer=layer, unit="1", top_k="60")
     for view in NEURON_VIEWS:  # each tab draws only its own sections: every one must run on every layer
         if view != READS:  # the first tab is open already
             open_tab(at, view)
@@ -383,12 +397,12 @@ def test_every_hidden_layer_of_every_bundled_model(cache_dir, name, layer):
 
 
 def test_mlp_2x64_first_layer(cache_dir):
-    at = open_page(model="mlp-2x64", layer="layers.0", neuron="63")
+    at = open_page(model="mlp-2x64", layer="layers.0", unit="63")
     assert not at.exception and shown_unit(at) == "layers.0 · neuron 63"
 
 
 def test_a_deeper_layer_by_deep_link(cache_dir, bundled):
-    at = open_page(model="mlp-2x64", layer="layers.1", neuron="3")
+    at = open_page(model="mlp-2x64", layer="layers.1", unit="3")
     assert not at.exception and not at.warning
     assert at.selectbox(key="nx_layer").options == ["layers.0", "layers.1"]
     assert shown_unit(at) == "layers.1 · neuron 3"
@@ -413,7 +427,7 @@ def test_a_private_imported_model_is_explored_under_its_own_layer_names(cache_di
     at = _loaded(_upload(_session(), "my_mlp.safetensors", digit_mlp_bytes))  # mlp-1x64 saved as fc1/fc2
     name = at.session_state["active_model"]
     at.switch_page(PAGE)
-    at.query_params.update({"model": name, "layer": "fc1", "neuron": "3"})
+    at.query_params.update({"model": name, "layer": "fc1", "unit": "3"})
     at.run()
     assert not at.exception and not at.warning
     assert at.selectbox(key="nx_layer").options == ["fc1"]
@@ -425,9 +439,9 @@ def header_text(page) -> str:
     return page.locator("h2").first.inner_text()
 
 
-def in_url(view: str) -> str:
+def in_url(view: Tab) -> str:
     """The query parameter naming tab ``view``, as it reads in the address bar."""
-    return urlencode({NEURON_VIEW_PARAM: view})
+    return urlencode({NEURON_VIEW_PARAM: view.slug})
 
 
 def url_with(**params: str):
@@ -436,11 +450,11 @@ def url_with(**params: str):
     return lambda url: params.items() <= {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}.items()
 
 
-def tab(page, view: str):
-    return page.get_by_role("tab", name=view, exact=True)
+def tab(page, view: Tab):
+    return page.get_by_role("tab", name=view.label, exact=True)
 
 
-def click_tab(page, view: str, chart_key: str) -> None:
+def click_tab(page, view: Tab, chart_key: str) -> None:
     """Open tab ``view`` with a click and wait until its run has drawn ``chart_key``, one of its charts."""
     tab(page, view).click()
     page.locator(f".st-key-{chart_key}").wait_for(timeout=120_000)
@@ -451,11 +465,12 @@ def click_tab(page, view: str, chart_key: str) -> None:
 
 @pytest.mark.browser
 def test_deep_link_in_a_real_browser(page, app_url, bundled):
-    page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&neuron=9")
+    page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&neuron=9")  # a link from before `unit`
     wait_for_app(page, timeout_ms=180_000)  # the server's cache starts empty: the atlas is computed first
     assert_no_exception(page)
     assert "layers.0 · neuron 9" in header_text(page)
-    assert "neuron=9" in page.url and "/neuron" in page.url
+    page.wait_for_url(url_with(unit="9"))  # the address bar now names it by today's parameter
+    assert "neuron=9" not in page.url and "/neuron" in page.url
     bias = float(bundled("mlp-1x64").get_submodule("layers.0").bias[9])
     assert page.get_by_test_id("stMetric").filter(has_text="Bias").inner_text().endswith(f"{bias:.3g}")
     # Plotly's script loads lazily after the page's first run: charts mount a moment after the metrics.
@@ -467,38 +482,38 @@ def test_deep_link_in_a_real_browser(page, app_url, bundled):
                                    (CLUSTERS, "nx_fig_clusters", 3)):
         click_tab(page, view, chart_key)
         expect(charts).to_have_count(count, timeout=60_000)
-        assert in_url(view) in page.url and "neuron=9" in page.url
+        assert in_url(view) in page.url and "unit=9" in page.url
 
 
 @pytest.mark.browser
 def test_next_and_previous_in_a_real_browser(page, app_url, bundled):
     model = bundled("mlp-1x64")
-    page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&neuron=20")
+    page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&unit=20")
     wait_for_app(page, timeout_ms=180_000)
     page.get_by_role("button", name="Next ▶").click()
-    page.wait_for_url("**neuron=21**")
+    page.wait_for_url("**unit=21**")
     wait_for_app(page)
     assert "layers.0 · neuron 21" in header_text(page)
     bias = float(model.get_submodule("layers.0").bias[21])
     assert page.get_by_test_id("stMetric").filter(has_text="Bias").inner_text().endswith(f"{bias:.3g}")
     page.get_by_role("button", name="◀ Previous").click()
-    page.wait_for_url("**neuron=20**")
+    page.wait_for_url("**unit=20**")
     page.get_by_role("button", name="◀ Previous").click()
-    page.wait_for_url("**neuron=19**")
+    page.wait_for_url("**unit=19**")
     wait_for_app(page)
     assert "layers.0 · neuron 19" in header_text(page)
     assert_no_exception(page)
     # A similar neuron's button lands on that neuron, in the address bar too.
     first_similar = int(similar_units(model, "layers.0", 19)[0][0])
     page.get_by_role("button", name=f"neuron {first_similar} ·").click()
-    page.wait_for_url(f"**neuron={first_similar}**")
+    page.wait_for_url(f"**unit={first_similar}**")
     wait_for_app(page)
     assert f"layers.0 · neuron {first_similar}" in header_text(page)
 
 
 @pytest.mark.browser
 def test_downloads_carry_the_numbers_shown(page, app_url, bundled):
-    page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&neuron=12&{in_url(TOP_EXAMPLES)}")
+    page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&unit=12&{in_url(TOP_EXAMPLES)}")
     wait_for_app(page, timeout_ms=180_000)
     # The embeddings are made when the button is clicked (a deferred download): allow a loaded machine time.
     with page.expect_download(timeout=120_000) as download:
@@ -544,7 +559,7 @@ def test_browser_a_deep_mlp_unit_and_its_upstream_units(page, app_url, bundled):
     """A layers.1 unit by deep link: hidden-to-hidden views, then a click through to an upstream unit and back."""
     weights = bundled("mlp-2x64").get_submodule("layers.1").weight.detach().numpy()[12]
     strongest = np.argsort(-np.abs(weights), kind="stable")
-    page.goto(f"{app_url}/neuron?model=mlp-2x64&layer=layers.1&neuron=12&test_index=3")
+    page.goto(f"{app_url}/neuron?model=mlp-2x64&layer=layers.1&unit=12&test_index=3")
     wait_for_app(page, timeout_ms=300_000)
     assert_no_exception(page)
     assert "layers.1 · neuron 12" in header_text(page)
@@ -558,7 +573,7 @@ def test_browser_a_deep_mlp_unit_and_its_upstream_units(page, app_url, bundled):
     expect(incoming).to_contain_text("Input weights from layers.0", timeout=60_000)
     incoming.scroll_into_view_if_needed()
     _click_bar(page, incoming.locator("g.point path").nth(2))  # the third strongest weight
-    page.wait_for_url(url_with(layer="layers.0", neuron=str(strongest[2])), timeout=60_000)
+    page.wait_for_url(url_with(layer="layers.0", unit=str(strongest[2])), timeout=60_000)
     wait_for_unit(page, f"layers.0 · neuron {strongest[2]}")
     assert "test_index=3" in page.url
     # Its weights to layers.1 are bars too: sorted by index, the one to neuron 12 leads back.
@@ -568,14 +583,14 @@ def test_browser_a_deep_mlp_unit_and_its_upstream_units(page, app_url, bundled):
     expect(outgoing.locator("g.ytick text")).to_have_text(by_index[::-1], timeout=60_000)  # the axis runs down
     outgoing.scroll_into_view_if_needed()
     _click_bar(page, outgoing.locator("g.point path").nth(12))  # bars in data order: the 13th is neuron 12
-    page.wait_for_url(url_with(layer="layers.1", neuron="12"), timeout=60_000)
+    page.wait_for_url(url_with(layer="layers.1", unit="12"), timeout=60_000)
     wait_for_unit(page, "layers.1 · neuron 12")
 
 
 @pytest.mark.browser
 def test_browser_a_cnn_channel_by_deep_link(page, app_url, mnist_test, bundled):
     """conv2 of cnn-digits: its filters, its feature map on the shown input, top examples with where it fired."""
-    page.goto(f"{app_url}/neuron?model=cnn-digits&layer=conv2&neuron=6")
+    page.goto(f"{app_url}/neuron?model=cnn-digits&layer=conv2&unit=6")
     wait_for_app(page, timeout_ms=300_000)
     assert_no_exception(page)
     assert "conv2 · channel 6" in header_text(page)
@@ -599,10 +614,12 @@ def test_browser_a_cnn_channel_by_deep_link(page, app_url, mnist_test, bundled):
 @pytest.mark.browser
 def test_browser_a_tab_by_deep_link_and_by_click(page, app_url):
     """The URL opens a tab, a click opens another and names it in the URL, and the tab stays for the next unit."""
-    page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&neuron=5&{in_url(CLUSTERS)}")
+    old_link = urlencode({NEURON_VIEW_PARAM: CLUSTERS.label})  # links from before slugs named tabs by label
+    page.goto(f"{app_url}/neuron?model=mlp-1x64&layer=layers.0&unit=5&{old_link}")
     wait_for_app(page, timeout_ms=300_000)
     assert_no_exception(page)
     expect(tab(page, CLUSTERS)).to_have_attribute("aria-selected", "true")
+    page.wait_for_url(f"**{in_url(CLUSTERS)}**")  # rewritten to the slug
     expect(tab(page, READS)).to_have_attribute("aria-selected", "false")
     expect(page.locator(".st-key-nx_fig_clusters")).to_contain_text("Each cluster", timeout=60_000)
     expect(page.locator(".st-key-nx_fig_cluster_classes")).to_contain_text("Digits in each cluster")
@@ -614,9 +631,9 @@ def test_browser_a_tab_by_deep_link_and_by_click(page, app_url):
     expect(charts).to_have_count(1)
     expect(tab(page, CLUSTERS)).to_have_attribute("aria-selected", "false")
     page.wait_for_url(f"**{in_url(TOP_EXAMPLES)}**")
-    assert "neuron=5" in page.url
+    assert "unit=5" in page.url
     page.get_by_role("button", name="Next ▶").click()
-    page.wait_for_url("**neuron=6**")
+    page.wait_for_url("**unit=6**")
     wait_for_unit(page, "layers.0 · neuron 6")
     assert in_url(TOP_EXAMPLES) in page.url
     expect(tab(page, TOP_EXAMPLES)).to_have_attribute("aria-selected", "true")

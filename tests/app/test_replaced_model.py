@@ -29,7 +29,7 @@ def _neuron_page(unit: int) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=300)
     at.query_params["model"] = "mine"
     at.run()
-    at.query_params.update({"layer": "layers.0", "neuron": str(unit)})
+    at.query_params.update({"layer": "layers.0", "unit": str(unit)})
     at.switch_page("app_pages/neuron_explorer.py").run()
     assert not at.exception, at.exception
     return at

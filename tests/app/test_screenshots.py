@@ -20,10 +20,10 @@ from .conftest import assert_no_exception
 
 #: file name -> (path on the app, text the finished page shows, charts it draws)
 SHOTS = {
-    "neuron-explorer.png": ("/neuron?model=mlp-1x64&layer=layers.0&neuron=9", "layers.0 · neuron 9", 3),
+    "neuron-explorer.png": ("/neuron?model=mlp-1x64&layer=layers.0&unit=9", "layers.0 · neuron 9", 3),
     "classification-explorer.png": ("/classify?model=mlp-1x64&test_index=8", "test image #8", 4),
     "walkthrough.png": ("/walkthrough", "Walkthrough: the challenge", 3),
-    "dictionaries.png": ("/dictionaries?model=mlp-1x64&section=Polysemanticity+scoreboard",
+    "dictionaries.png": ("/dictionaries?model=mlp-1x64&section=scoreboard",
                          "neurons: median label entropy", 1),
 }
 

@@ -39,6 +39,7 @@ from ui.links import (
     READS,
     TOP_EXAMPLES,
 )
+from ui.tabs import Tab
 
 from .disk import changes, snapshot
 
@@ -72,6 +73,9 @@ class Row:
     fallback: object = None
     context: dict[str, str] = field(default_factory=dict)
     chart: str | None = None
+    #: Falls back to a default and the page goes on (so it can share a page run with others); free text
+    #: whose error stops the page, and the model, run alone.
+    falls_back: bool = False
 
 
 def whole_number(page: str, name: str, low: int, high: int, state: str | None, fallback, **context) -> dict:
@@ -82,7 +86,7 @@ def whole_number(page: str, name: str, low: int, high: int, state: str | None, f
            "decimal": ("1.5", f"`{name}` must be a whole number"),
            "script": (SCRIPT, f"`{name}` must be a whole number"),
            "empty": ("", NO_MESSAGE)}
-    return {f"{page}-{name}-{label}": Row(page, {name: value}, message, state, fallback, context)
+    return {f"{page}-{name}-{label}": Row(page, {name: value}, message, state, fallback, context, falls_back=True)
             for label, (value, message) in bad.items()}
 
 
@@ -93,7 +97,7 @@ def choice(page: str, name: str, state: str | None, fallback, **context) -> dict
            "huge": ("x" * 10_000, f"Unknown `{name}` '{'x' * 64}…'"),
            "negative": ("-1", f"Unknown `{name}` '-1'"),
            "empty": ("", NO_MESSAGE)}
-    return {f"{page}-{name}-{label}": Row(page, {name: value}, message, state, fallback, context)
+    return {f"{page}-{name}-{label}": Row(page, {name: value}, message, state, fallback, context, falls_back=True)
             for label, (value, message) in bad.items()}
 
 
@@ -104,26 +108,28 @@ def number(page: str, name: str, state: str, fallback, low: float = -1e12, high:
            "empty": ("", NO_MESSAGE)}
     if low > -1e12:
         bad["below-range"] = (f"{low - 1:g}", expected)
-    return {f"{page}-{name}-{label}": Row(page, {name: value}, message, state, fallback, context)
+    return {f"{page}-{name}-{label}": Row(page, {name: value}, message, state, fallback, context, falls_back=True)
             for label, (value, message) in bad.items()}
 
 
 def flag(page: str, name: str, state: str, **context) -> dict:
     """A flag is on only for ``1``: anything else leaves it off, silently."""
-    return {f"{page}-{name}-{label}": Row(page, {name: value}, NO_MESSAGE, state, False, context)
+    return {f"{page}-{name}-{label}": Row(page, {name: value}, NO_MESSAGE, state, False, context, falls_back=True)
             for label, value in {"script": SCRIPT, "huge": HUGE, "true": "true", "empty": ""}.items()}
 
 
-def tab(page: str, name: str, default: str, chart: str, other: str, elsewhere: str) -> dict:
-    """The explorer's open tab, named verbatim by its label: anything else is reported (an empty value means
-    the default, silently), dropped from the URL, and the first tab, ``default``, is open, showing ``chart``.
-    ``other``: another of its tabs; ``elsewhere``: a tab of the other explorer."""
+def tab(page: str, name: str, default: Tab, chart: str, other: Tab, elsewhere: Tab) -> dict:
+    """The explorer's open tab, named by its slug (or, in older links, verbatim by its label): anything else is
+    reported (an empty value means the default, silently), dropped from the URL, and the first tab, ``default``,
+    is open, showing ``chart``. ``other``: another of its tabs; ``elsewhere``: a tab of the other explorer."""
     bad = {"unknown": "no-such-tab", "huge": "x" * 10_000, "script": SCRIPT, "shell": SHELL,
-           "lower-case": other.lower(), "padded": f" {other} ", "plus-for-space": other.replace(" ", "+"),
-           "other-explorers": elsewhere}
-    rows = {f"{page}-{name}-{label}": Row(page, {name: value}, f"Unknown `{name}`", name, default, chart=chart)
-            for label, value in bad.items()}
-    rows[f"{page}-{name}-empty"] = Row(page, {name: ""}, NO_MESSAGE, name, default, chart=chart)
+           "lower-case-label": other.label.lower(), "upper-case-slug": other.slug.upper(),
+           "padded": f" {other.slug} ", "plus-for-space": other.label.replace(" ", "+"),
+           "other-explorers": elsewhere.slug}
+    rows = {f"{page}-{name}-{label}": Row(page, {name: value}, f"Unknown `{name}`", name, default.label, chart=chart,
+                                          falls_back=True) for label, value in bad.items()}
+    rows[f"{page}-{name}-empty"] = Row(page, {name: ""}, NO_MESSAGE, name, default.label, chart=chart,
+                                       falls_back=True)
     return rows
 
 
@@ -152,14 +158,14 @@ ROWS = {
     # -- Neuron Explorer
     **choice(NEURON, "layer", "nx_layer", "layers.0"),
     **choice(NEURON, "basis", "nx_basis", "neurons"),
-    **whole_number(NEURON, "neuron", 0, 63, "nx_neuron", 0),
+    **whole_number(NEURON, "unit", 0, 63, "nx_unit", 0),
     **whole_number(NEURON, "test_index", 0, 9_999, None, None),
     **whole_number(NEURON, "train_index", 0, 59_999, None, None),
     **whole_number(NEURON, "top_k", 10, MAX_TOP_K, "nx_top_k", DEFAULT_TOP_K),
     **choice(NEURON, "clusters", "nx_clusters", "auto"),
     **whole_number(NEURON, "explained", 5, 95, "nx_explained", 30),
     **whole_number(NEURON, "show", 4, 64, "nx_show", 16),
-    **choice(NEURON, "cluster", "nx_cluster", "C0", **{NEURON_VIEW_PARAM: CLUSTERS}),  # read on its tab
+    **choice(NEURON, "cluster", "nx_cluster", "C0", **{NEURON_VIEW_PARAM: CLUSTERS.slug}),  # read on its tab
     **tab(NEURON, NEURON_VIEW_PARAM, READS, "nx_fig_hist", TOP_EXAMPLES, EFFECTS),
     **text(NEURON, "pos", {"on-a-linear-layer": ("3,4", "`pos` applies to conv channels only")}),
     **{key: Row(NEURON, row.params, row.message, "nx_at", "its maximum", ON_CNN) for key, row in text(NEURON, "pos", {
@@ -173,9 +179,9 @@ ROWS = {
     **choice(DICTIONARIES, "layer", "dict_layer", "layers.0"),
     **choice(DICTIONARIES, "sae", "dict_sae", "layers.0-topk512"),
     **choice(DICTIONARIES, "section", "section", "Quality"),
-    **choice(DICTIONARIES, "small", "dict_small", "layers.0-topk64", section="Feature splitting"),
-    **choice(DICTIONARIES, "large", "dict_large", "layers.0-topk2048", section="Feature splitting"),
-    **whole_number(DICTIONARIES, "latent", 0, 63, "dict_split_latent", 0, section="Feature splitting"),
+    **choice(DICTIONARIES, "small", "dict_small", "layers.0-topk64", section="splitting"),
+    **choice(DICTIONARIES, "large", "dict_large", "layers.0-topk2048", section="splitting"),
+    **whole_number(DICTIONARIES, "latent", 0, 63, "dict_split_latent", 0, section="splitting"),
     # -- Classification Explorer
     **whole_number(CLASSIFY, "test_index", 0, 9_999, "classify_test_index", 0),
     **whole_number(CLASSIFY, "train_index", 0, 59_999, "classify_source", "Test example"),
@@ -350,35 +356,78 @@ def zoo_names(monkeypatch) -> list[str]:
     return seen
 
 
-@pytest.mark.parametrize("row", ROWS.values(), ids=ROWS.keys())
-def test_a_hostile_parameter_gets_a_clear_message_and_changes_nothing(row, warmed, zoo_names):
+#: The ``model`` parameter is read by the sidebar, the same code on every page: every hostile name on the
+#: model zoo page, and one of each kind (a name the zoo does not have, a path) on every other page.
+MODEL_ROWS_ELSEWHERE = ("unknown", "dotdot-passwd")
+
+
+def page_runs(rows: dict[str, Row]) -> dict[str, list[Row]]:
+    """The rows batched into page runs: one run per page, context and kind of bad value (``script``,
+    ``huge``, ``empty``...), with every parameter of that page set to its bad value of that kind at once.
+
+    Only rows whose parameter falls back to a default (``Row.falls_back``) share runs: free text whose
+    error stops the page, and the model, run alone. Every row's checks still run (its message, its
+    fallback, its URL), on the run that holds it; a row whose parameter would appear twice in a run gets
+    a run of its own. The hostile texts themselves meet
+    every parser directly in ``test_hostile_parsers``.
+    """
+    runs: dict[str, list[Row]] = {}
+    for key, row in rows.items():
+        page, name, kind = key.split("-", 2)
+        if name == "model" and page != ZOO and kind not in MODEL_ROWS_ELSEWHERE:
+            continue
+        context = ",".join(f"{k}={v}" for k, v in sorted(row.context.items()))
+        run = (f"{page}-{kind}" if row.falls_back else key) + (f"[{context}]" if context else "")
+        while run in runs and row.params.keys() & {p for other in runs[run] for p in other.params}:
+            run += "+"  # that parameter is in this run already: one more run
+        runs.setdefault(run, []).append(row)
+    return runs
+
+
+RUNS = page_runs(ROWS)
+
+
+@pytest.mark.parametrize("rows", RUNS.values(), ids=RUNS.keys())
+def test_hostile_parameters_get_a_clear_message_and_change_nothing(rows, warmed, zoo_names):
+    page, context = rows[0].page, rows[0].context
+    params = {name: value for row in rows for name, value in row.params.items()}
     before = snapshot()
     FILES.paths.clear()
     FILES.active = True
     try:
-        at = _open(row.page, {**row.context, **row.params})
+        at = _open(page, {**context, **params})
     finally:
         FILES.active = False
     assert not at.exception, at.exception[0].value
     assert FILES.paths, "the watch sees the files the app opens"
     notes = _notes(at)
-    if row.message:
-        assert any(row.message in note for note in notes), f"expected {row.message!r} in {notes}"
-    else:
-        for name in row.params:
-            assert not any(f"`{name}`" in note for note in notes), f"a message about {name}: {notes}"
-    if row.state is not None:
-        assert at.session_state[row.state] == row.fallback
-    if row.chart is not None:
-        assert row.chart in {chart.key for chart in at.get("plotly_chart")}
-        assert not row.params.keys() & at.query_params.keys(), "the URL names no tab: the default is open"
+    for row in rows:
+        if row.message:
+            assert any(row.message in note for note in notes), f"expected {row.message!r} in {notes}"
+        else:
+            for name in row.params:
+                assert not any(f"`{name}`" in note for note in notes), f"a message about {name}: {notes}"
+        if row.state is not None:
+            assert at.session_state[row.state] == row.fallback, row
+        if row.chart is not None:
+            assert row.chart in {chart.key for chart in at.get("plotly_chart")}
+            assert not row.params.keys() & at.query_params.keys(), "the URL names no tab: the default is open"
     assert changes(before, snapshot()) == []
-    if "model" in row.params:
-        hostile = row.params["model"]
+    if "model" in params:
+        hostile = params["model"]
         assert hostile not in zoo_names, "the name reached the zoo's code"
         target = (zoo_root() / hostile).resolve()
         if target != zoo_root().resolve():  # "" and "." name the zoo itself, which the app lists anyway
             assert not [p for p in FILES.paths if Path(p).resolve() == target or "passwd" in p]
+
+
+def test_every_row_is_in_a_run_and_every_run_is_one_page():
+    batched = [row for rows in RUNS.values() for row in rows]
+    model_rows_dropped = [key for key in ROWS if key.split("-", 2)[1] == "model" and not key.startswith(f"{ZOO}-")
+                          and key.split("-", 2)[2] not in MODEL_ROWS_ELSEWHERE]
+    assert len(batched) == len(ROWS) - len(model_rows_dropped)
+    assert all(len({(row.page, tuple(sorted(row.context.items()))) for row in rows}) == 1 for rows in RUNS.values())
+    assert len(RUNS) < len(ROWS) / 2, f"{len(RUNS)} page runs for {len(ROWS)} rows"
 
 
 @pytest.mark.parametrize("name", PATH_LIKE.values(), ids=PATH_LIKE.keys())
