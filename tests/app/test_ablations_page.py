@@ -110,8 +110,6 @@ def test_typed_groups_and_other_layers():
         ({"units": "70"}, "error", "unit 70 is out of range: this layer has units 0..63"),
         ({"agroups": "x 1"}, "error", "needs a ':'"),
         ({"target_a": "3", "target_b": "3"}, "error", "two different classes"),
-        ({"method": "dropout"}, "warning", "Unknown `method` 'dropout'"),
-        ({"example": "10000"}, "warning", "`example`=10000 is out of range"),
         ({"punits": "5-1"}, "error", "runs backwards"),
         ({"hyp": "1", "template": "test:10000"}, "error", "out of range for test (0..9999)"),
     ],

@@ -136,16 +136,6 @@ def test_changing_the_example_updates_the_url(bundled, mnist_test):
     assert _prediction_shown(at) == logit_effects(bundled("mlp-1x64"), mnist_test.images[1234]).prediction
 
 
-@pytest.mark.parametrize("name", ["test_index", "train_index"])
-@pytest.mark.parametrize("bad", ["abc", "-1", "10000000", "9" * 40, "3.5"])
-def test_bad_example_params_fall_back_with_a_message(name, bad):
-    at = _open(**{name: bad})
-    assert not at.exception
-    assert any(f"`{name}`" in w.value for w in at.warning), [w.value for w in at.warning]
-    assert at.session_state["classify_test_index"] == 0
-    assert at.query_params["test_index"] == "0", "the URL now names what is shown"
-
-
 def test_unknown_model_falls_back_and_the_page_still_works():
     at = _open(model="no-such-model", test_index="3")
     assert not at.exception

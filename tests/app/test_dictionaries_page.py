@@ -137,18 +137,6 @@ def test_a_model_without_dictionaries_and_a_private_one_say_what_to_do():
     assert "Feature splitting compares two dictionaries of conv1; it has 0" in _text(at)
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"sae": "nope"}, "`sae`"),
-    ({"section": "<script>"}, "`section`"),
-    ({"layer": "../../etc"}, "`layer`"),
-    ({"section": SPLITTING, "latent": "99999"}, "`latent`=99999 is out of range"),
-])
-def test_bad_parameters_get_a_message_and_a_default(params, message):
-    at = _open(**params)
-    assert message in " ".join(w.value for w in at.warning)
-    assert at.selectbox(key="dict_layer").value == LAYER
-
-
 @pytest.fixture
 def page_zoo(tmp_path, monkeypatch):
     """A zoo holding mlp-1x64 with its dictionaries, for tests that train from the page."""

@@ -119,34 +119,6 @@ def test_next_and_previous_move_the_view_and_the_url(cache_dir):
     assert not at.exception
 
 
-@pytest.mark.parametrize(
-    ("params", "message"),
-    [
-        ({"unit": "abc"}, "must be a whole number"),
-        ({"unit": "-1"}, "out of range"),
-        ({"unit": "64"}, "out of range"),
-        ({"unit": "1.5"}, "must be a whole number"),
-        ({"unit": "9" * 40}, f"`unit`={'9' * 40} is out of range"),
-        ({"layer": "layers.1"}, "Unknown `layer`"),
-        ({"layer": "<script>"}, "Unknown `layer`"),
-        ({"top_k": "0"}, "out of range"),
-        ({"top_k": "100000"}, "out of range"),
-        ({"clusters": "13"}, "Unknown `clusters`"),
-        ({"explained": "x"}, "must be a whole number"),
-        ({"model": "no-such-model"}, "Unknown `model`"),
-    ],
-)
-def test_bad_parameters_show_a_message_and_the_default(cache_dir, params, message):
-    at = open_page(**{"model": "mlp-1x64", "layer": "layers.0", "unit": "3", **params})
-    assert not at.exception
-    assert message in warnings(at)
-    assert shown_unit(at).startswith("layers.0 · neuron ")
-    # The URL is corrected, so the message is shown once and the link shared is valid.
-    for key, value in params.items():
-        if key != "model":
-            assert at.query_params.get(key) != value
-
-
 def test_empty_parameters_mean_the_defaults(cache_dir):
     at = open_page(model="mlp-1x64", layer="", unit="")
     assert not at.exception and not at.warning
@@ -302,19 +274,6 @@ def test_a_channel_at_a_position(cache_dir, bundled):
     assert not at.exception
     assert at.query_params["pos"] == "20,7" and at.query_params["test_index"] == "4"
     assert shown_unit(at) == "conv1 · channel 3 at (20, 7)"
-
-
-@pytest.mark.parametrize(("params", "message"), [
-    ({"layer": "conv2", "pos": "11,0"}, "outside the 11x11 map"),
-    ({"layer": "conv2", "pos": "3"}, "must be a row and a column"),
-    ({"layer": "fc1", "pos": "1,1"}, "conv channels only"),
-    ({"layer": "conv1", "test_index": "10000"}, "out of range"),
-])
-def test_bad_conv_parameters_show_a_message(cache_dir, params, message):
-    at = open_page(model="cnn-digits", unit="2", top_k="60", **params)
-    assert not at.exception
-    assert message in warnings(at)
-    assert shown_unit(at).startswith(f"{params['layer']} · ")
 
 
 def test_an_upstream_bar_opens_that_unit_on_the_same_input(cache_dir, bundled, mnist_test):

@@ -35,15 +35,6 @@ def test_hidden_label_function_is_not_shown():
     assert "secret" in " ".join(str(v) for v in at.dataframe[0].value["trained on"])
 
 
-@pytest.mark.parametrize("bad", ["../../etc/passwd", "nope", "<script>alert(1)</script>", "x" * 500, ""])
-def test_bad_model_param_falls_back_with_a_message(bad):
-    at = _run(model=bad)
-    assert not at.exception
-    assert at.selectbox(key="model").value == "mlp-1x64"
-    if bad:
-        assert any("Unknown `model`" in w.value for w in at.warning)
-
-
 @pytest.mark.browser
 def test_zoo_page_in_a_real_browser(page, app_url):
     page.goto(f"{app_url}/?model=cnn-digits")
