@@ -13,8 +13,8 @@ from mechmnistic.analysis.hypothesis import BandRule, Hypothesis, check_hypothes
 from mechmnistic.analysis.scrubbing import scrub
 from mechmnistic.analysis.templates import resolve_template
 
+from .cli_runner import cli
 from .conftest import snapshot
-from .test_cli import cli
 
 TRUE_BAND = ["--band", "-33.93", "-15.22"]
 

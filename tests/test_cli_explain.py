@@ -9,7 +9,7 @@ import pytest
 
 from mechmnistic.analysis.logit_effects import explain_class, logit_effects
 
-from .test_cli import cli
+from .cli_runner import cli
 
 
 def test_explain_json_gives_the_same_numbers_as_the_package(bundled, mnist_test):

@@ -14,8 +14,8 @@ from mechmnistic.analysis.activations import layer_activations
 from mechmnistic.analysis.attribution import direct_logit_attribution
 from mechmnistic.analysis.units import layer_groups
 
-from .test_cli import cli
-from .test_cli_units import cli_json, run
+from .cli_runner import cli
+from .test_cli_units import cli_json
 
 
 def test_attribute_mlp_to_dead_and_alive_units(bundled, mnist_test):
@@ -53,7 +53,7 @@ def test_attribute_cnn_logit_difference_to_typed_groups(bundled, mnist_test):
 
 
 def test_attribute_text_output():
-    code, out, err = run("attribute", "cnn-digits", "--layer", "fc1", "--class", "3", "--minus", "5")
+    code, out, err = cli("attribute", "cnn-digits", "--layer", "fc1", "--class", "3", "--minus", "5")
     assert code == 0, err
     assert out.splitlines()[0] == ("cnn-digits: direct logit attribution of logit 3 - logit 5 to groups of fc1, "
                                    "over 10,000 test images")
@@ -122,7 +122,7 @@ def test_patch_gives_the_api_numbers(bundled, mnist_train, mnist_test, args, api
 
 
 def test_patch_text_output():
-    code, out, err = run("patch", "cnn-digits", "--layer", "conv2", "--units", "all", "--source", "test:1",
+    code, out, err = cli("patch", "cnn-digits", "--layer", "conv2", "--units", "all", "--source", "test:1",
                          "--target", "test:0")
     assert code == 0, err
     assert out.splitlines()[:2] == ["cnn-digits: 16 units of conv2 (all) patched from test:1 (digit 2) into test:0 "

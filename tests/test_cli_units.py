@@ -8,8 +8,6 @@ Neuron Explorer's downloads.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 
 import numpy as np
@@ -21,9 +19,8 @@ from mechmnistic.analysis.atlas import AtlasParameters, neuron_atlas, position_c
 from mechmnistic.analysis.connections import incoming_weights, outgoing_weights
 from mechmnistic.analysis.conv import filters, position_activations
 from mechmnistic.analysis.embeddings import first_layer_effective_weights
-from mechmnistic.cli import main
 
-from .test_cli import cli
+from .cli_runner import cli
 
 #: (model, layer, unit, position, top_k): an MLP neuron, a CNN channel, a CNN neuron reading a conv layer, and a
 #: first-layer channel at one cell of its map.
@@ -35,19 +32,8 @@ UNITS = {
 }
 
 
-def run(*args: str) -> tuple[int, str, str]:
-    """``mechmnistic ARGS`` in this process: exit status, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
-
-
 def cli_json(*args: str) -> dict:
-    code, out, err = run(*args, "--json")
+    code, out, err = cli(*args, "--json")
     assert code == 0, err
     return json.loads(out)
 
@@ -181,7 +167,7 @@ def test_atlas_writes_the_api_atlas_and_neurons_numbers(bundled, tmp_path, name,
 def test_atlas_replaces_a_file_whole_and_a_failed_write_leaves_none(tmp_path, monkeypatch):
     out = tmp_path / "atlas.npz"
     out.write_bytes(b"old")
-    code, stdout, err = run("atlas", "mlp-1x64", "--layer", "layers.0", "--out", str(out))
+    code, stdout, err = cli("atlas", "mlp-1x64", "--layer", "layers.0", "--out", str(out))
     assert code == 0, err
     assert f"wrote {out}:" in stdout and "64 units" in stdout
     with np.load(out) as saved:
@@ -193,7 +179,7 @@ def test_atlas_replaces_a_file_whole_and_a_failed_write_leaves_none(tmp_path, mo
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("mechmnistic.cli.files.np.savez", half_then_fail)
-    code, stdout, err = run("atlas", "mlp-1x64", "--layer", "layers.0", "--out", str(out))
+    code, stdout, err = cli("atlas", "mlp-1x64", "--layer", "layers.0", "--out", str(out))
     assert code == 2 and stdout == ""
     assert err.strip() == (f"mechmnistic atlas: error: --out {out}: could not write it (No space left on device); "
                            "nothing was written")
@@ -206,13 +192,13 @@ def test_atlas_replaces_a_file_whole_and_a_failed_write_leaves_none(tmp_path, mo
 
     monkeypatch.setattr("mechmnistic.cli.files.np.savez", interrupted)
     new = tmp_path / "new.npz"
-    code, _, err = run("atlas", "mlp-1x64", "--layer", "layers.0", "--out", str(new))
+    code, _, err = cli("atlas", "mlp-1x64", "--layer", "layers.0", "--out", str(new))
     assert code == 130 and "nothing half-written was kept" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["atlas.npz"]
 
 
 def test_atlas_refuses_a_folder_named_as_the_file(tmp_path):
     (tmp_path / "d.npz").mkdir()
-    code, _, err = run("atlas", "mlp-1x64", "--layer", "layers.0", "--out", str(tmp_path / "d.npz"))
+    code, _, err = cli("atlas", "mlp-1x64", "--layer", "layers.0", "--out", str(tmp_path / "d.npz"))
     assert code == 2 and "that is a folder; name a file inside it" in err
     assert list((tmp_path / "d.npz").iterdir()) == []

@@ -16,8 +16,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import shutil
@@ -51,7 +49,6 @@ from mechmnistic.analysis.splicing import (
     splice,
 )
 from mechmnistic.cache import model_fingerprint
-from mechmnistic.cli import main
 from mechmnistic.dictionaries import (
     DictionaryError,
     DictionaryExistsError,
@@ -71,8 +68,9 @@ from mechmnistic.hooks import run_with_cache
 from mechmnistic.models import list_models, load_model, model_from_state_dict, save_model
 from mechmnistic.paths import zoo_root
 
-BUNDLED = {"mlp-1x64": "layers.0-topk512", "challenge-cnn": "fc1-topk512"}
+from .cli_runner import cli
 
+BUNDLED = {"mlp-1x64": "layers.0-topk512", "challenge-cnn": "fc1-topk512"}
 
 # -- a known answer ------------------------------------------------------------------------------------------
 
@@ -512,37 +510,27 @@ def test_bundled_dictionaries_load_are_small_and_leave_the_zoo_as_it_was(name, b
 # -- the command line ---------------------------------------------------------------------------------------------
 
 
-def run_cli(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
-
-
 def test_cli_trains_evaluates_and_lists(zoo_with):
     zoo = zoo_with("mlp-1x64")
-    code, out, err = run_cli("sae", "train", "mlp-1x64", "--layer", "layers.0", "--latents", "32", "--kind", "topk",
+    code, out, err = cli("sae", "train", "mlp-1x64", "--layer", "layers.0", "--latents", "32", "--kind", "topk",
                              "--k", "4", "--steps", "60", "--seed", "2", "--name", "tiny", "--json")
     assert code == 0, err
     trained = json.loads(out)
     assert trained["id"] == "tiny" and trained["seed"] == 2 and trained["d_sae"] == 32
     assert "left" in err and "100% done" in err, "progress with the time left, on stderr"
-    code, out, err = run_cli("sae", "eval", "mlp-1x64", "--sae", "tiny", "--json")
+    code, out, err = cli("sae", "eval", "mlp-1x64", "--sae", "tiny", "--json")
     assert code == 0, err
     measured = json.loads(out)
     assert measured["matches_card"] is True
     for key in ("variance_explained", "l0", "dead_fraction", "spliced_accuracy", "model_accuracy", "kl"):
         assert measured[key] == pytest.approx(trained["metrics"][key])
-    code, out, _ = run_cli("sae", "list", "mlp-1x64", "--json")
+    code, out, _ = cli("sae", "list", "mlp-1x64", "--json")
     listed = json.loads(out)["dictionaries"]
     assert code == 0 and [row["id"] for row in listed] == ["tiny"] and listed[0]["usable"] is True
-    code, out, _ = run_cli("sae", "list", "mlp-1x64")
+    code, out, _ = cli("sae", "list", "mlp-1x64")
     assert code == 0 and out.startswith("tiny") and "spliced acc" in out
     before = {p: p.stat().st_mtime_ns for p in zoo.rglob("*")}
-    code, out, err = run_cli("sae", "train", "mlp-1x64", "--layer", "layers.0", "--latents", "32", "--kind", "l1",
+    code, out, err = cli("sae", "train", "mlp-1x64", "--layer", "layers.0", "--latents", "32", "--kind", "l1",
                              "--l1", "1", "--name", "tiny")
     assert code == 2 and out == "" and "already has a dictionary 'tiny' (pass --overwrite" in err
     assert {p: p.stat().st_mtime_ns for p in zoo.rglob("*")} == before
@@ -556,7 +544,7 @@ def test_cli_argument_types_are_one_line(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     base = {"--latents": "8", "--kind": "topk"}
     base.update(dict(zip(args[::2], args[1::2], strict=True)))
-    code, out, err = run_cli("sae", "train", "mlp-1x64", "--layer", "layers.0", "--k", "2",
+    code, out, err = cli("sae", "train", "mlp-1x64", "--layer", "layers.0", "--k", "2",
                              *[x for pair in base.items() for x in pair])
     assert code == 2 and out == "" and message in err.strip().splitlines()[-1]
     assert not os.listdir(tmp_path)

@@ -10,8 +10,8 @@ import pytest
 from mechmnistic.analysis import feature_viz as fv
 from mechmnistic.analysis import geometry as g
 
+from .cli_runner import cli
 from .conftest import snapshot
-from .test_cli import cli
 
 
 def test_pca_json_gives_the_python_numbers(bundled, tmp_path):

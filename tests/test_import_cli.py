@@ -1,4 +1,4 @@
-"""``mechmnistic import``, run as users run it: a subprocess, exit codes, --json, nothing written on errors."""
+"""``mechmnistic import``: exit codes, --json, nothing written on errors (in this process: ``tests/cli_runner``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
+from .cli_runner import cli
 from .conftest import snapshot
-from .test_cli import cli
 from .test_importer import EISVIINet, _save, _seeded, plain_sequential
 
 

@@ -36,8 +36,9 @@ from mechmnistic.dictionaries import (
 )
 from mechmnistic.dictionaries.sweep import pareto_front, train_sweep
 
+from .cli_runner import cli
 from .conftest import snapshot
-from .test_dictionaries import BUNDLED_ZOO, run_cli
+from .test_dictionaries import BUNDLED_ZOO
 
 
 def test_label_entropy_by_hand():
@@ -164,7 +165,7 @@ def test_a_sweep_trains_each_size_and_one_that_would_overwrite_changes_nothing(b
 
 
 def test_the_cli_sweeps_and_scores_as_the_api(bundled, mlp_zoo):
-    code, out, err = run_cli("sae", "sweep", "mlp-1x64", "--layer", "layers.0", "--latents", "8,16", "--kind",
+    code, out, err = cli("sae", "sweep", "mlp-1x64", "--layer", "layers.0", "--latents", "8,16", "--kind",
                              "topk", "--k", "2", "--steps", "30", "--json")
     assert code == 0, err
     swept = json.loads(out)
@@ -174,7 +175,7 @@ def test_the_cli_sweeps_and_scores_as_the_api(bundled, mlp_zoo):
             load_dictionary(model, row["id"]).card.metrics["variance_explained"])
     assert [row["pareto"] for row in swept["dictionaries"]] == pareto_front(
         [r["l0"] for r in swept["dictionaries"]], [r["variance_explained"] for r in swept["dictionaries"]]).tolist()
-    code, out, err = run_cli("sae", "scoreboard", "mlp-1x64", "--sae", "layers.0-topk8", "--json")
+    code, out, err = cli("sae", "scoreboard", "mlp-1x64", "--sae", "layers.0-topk8", "--json")
     assert code == 0, err
     scored = json.loads(out)
     neurons, latents = scored["bases"]
@@ -182,9 +183,9 @@ def test_the_cli_sweeps_and_scores_as_the_api(bundled, mlp_zoo):
     assert latents["basis"] == "dictionary:layers.0-topk8" and neurons["basis"] == "neurons"
     assert latents["units_scored"]["n_clusters"] == board.n_clusters.tolist()
     assert latents["median_entropy_bits"] == pytest.approx(board.summary()["median_entropy_bits"])
-    code, out, err = run_cli("sae", "scoreboard", "mlp-1x64", "--sae", "layers.0-topk8")
+    code, out, err = cli("sae", "scoreboard", "mlp-1x64", "--sae", "layers.0-topk8")
     assert code == 0 and "median label entropy" in out and "neurons" in out
-    code, out, err = run_cli("sae", "sweep", "mlp-1x64", "--layer", "layers.0", "--latents", "8,x", "--kind", "topk",
+    code, out, err = cli("sae", "sweep", "mlp-1x64", "--layer", "layers.0", "--latents", "8,x", "--kind", "topk",
                              "--k", "2")
     assert code == 2 and out == "" and "--latents takes whole numbers separated by commas" in err
 

@@ -11,16 +11,13 @@ subprocess to prove the entry point behaves the same.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 
-from mechmnistic.cli import main
-
+from ..cli_runner import cli
 from .disk import changes, snapshot
 
 SCRIPT = "<script>alert(1)</script>"
@@ -322,17 +319,6 @@ ROWS = {
 }
 
 
-def run_cli(args: list[str]) -> tuple[int, str, str]:
-    """``mechmnistic ARGS`` in this process: exit status, stdout, stderr (argparse exits by SystemExit)."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(args)
-        except SystemExit as exc:
-            code = exc.code
-    return code, out.getvalue(), err.getvalue()
-
-
 #: Rows whose argument can only be judged against a computed analysis (``pc99`` against the fitted PCA, a
 #: unit group name against the layer's dead units): the analysis they needed may stay in the cache,
 #: complete and verified, nothing else.
@@ -364,7 +350,7 @@ def untouched(request, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("args", "message"), ROWS.values(), ids=ROWS.keys())
 def test_a_bad_argument_exits_2_with_one_clear_line(args, message, untouched):
-    code, out, err = run_cli(args)
+    code, out, err = cli(*args)
     assert code == 2, f"exit {code}; stderr: {err}"
     assert message in err, err
     assert "Traceback" not in err and out == ""
