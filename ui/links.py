@@ -30,14 +30,20 @@ import streamlit as st
 from .page_list import PAGES
 from .tabs import Tab
 
-NEURON_PAGE = "app_pages/neuron_explorer.py"
-CLASSIFY_PAGE = "app_pages/classification_explorer.py"
-ABLATIONS_PAGE = "app_pages/ablations.py"
-HYPOTHESIS_PAGE = "app_pages/hypothesis.py"
-GEOMETRY_PAGE = "app_pages/geometry.py"
-FEATURES_PAGE = "app_pages/feature_viz.py"
-DICTIONARIES_PAGE = "app_pages/dictionaries.py"
-#: Each page's address, from the one list of pages (the default page is served at ``/``).
+
+def _page(script: str) -> str:
+    """The script path of a page in the one list of pages (``ui.page_list``)."""
+    return next(entry.path for entry in PAGES if entry.script == script)
+
+
+NEURON_PAGE = _page("neuron_explorer")
+CLASSIFY_PAGE = _page("classification_explorer")
+ABLATIONS_PAGE = _page("ablations")
+HYPOTHESIS_PAGE = _page("hypothesis")
+GEOMETRY_PAGE = _page("geometry")
+FEATURES_PAGE = _page("feature_viz")
+DICTIONARIES_PAGE = _page("dictionaries")
+#: Each page's address, from the same list (the default page is served at ``/``).
 URL_PATHS = {entry.path: entry.url_path or "" for entry in PAGES}
 # The tabs of the two explorers: only the open one's figures are built and drawn, and the URL names it by its
 # slug (``ui.tabs``: old links that carry a label still open it). The parameter names are also the tabs'

@@ -24,7 +24,8 @@ from streamlit.testing.v1 import AppTest
 
 from ui.links import CLUSTERS, NEURON_VIEW_PARAM, READS, TOP_EXAMPLES
 
-from ..test_cli_units import cli_json, run
+from ..cli_runner import cli
+from ..test_cli_units import cli_json
 from . import tabs
 from .conftest import open_app_page
 
@@ -234,7 +235,7 @@ def test_attribute_and_the_page_name_the_same_layer(ablations_page):
     """On a layer that does not feed the output the page shows all of fc1's units; the command says to use fc1."""
     at, _ = ablations_page("cnn-conv2")
     assert any("Attribution is to the layer feeding the output, **fc1**" in info.value for info in at.info)
-    code, out, err = run("attribute", "cnn-digits", "--layer", "conv2", "--class", "3")
+    code, out, err = cli("attribute", "cnn-digits", "--layer", "conv2", "--class", "3")
     assert code == 2 and out == ""
     assert err.strip() == ("mechmnistic attribute: error: direct logit attribution is to the units of fc1, the layer "
                            "feeding the output layer; use --layer fc1")

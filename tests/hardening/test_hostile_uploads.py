@@ -28,9 +28,9 @@ from safetensors.torch import save as safetensors_save
 from mechmnistic.models.weights_io import MAX_WEIGHTS_BYTES
 
 from ..app.test_import_page import _session, _upload, app_zoo  # noqa: F401 (a fixture)
+from ..cli_runner import cli
 from ..conftest import snapshot
 from ..test_importer import EISVIINet, _Payload, _seeded
-from .test_hostile_cli import run_cli
 
 REFUSED_PICKLE = "refused: the file holds pickled objects other than tensors (possibly code)"
 
@@ -201,7 +201,7 @@ def test_a_hostile_file_is_refused_by_the_cli(filename, tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
     path = tmp_path / filename
     path.write_bytes(FILES[filename][0](marker))
-    code, out, err = run_cli(["import", str(path), "--name", "hostile", "--normalization", "none"])
+    code, out, err = cli("import", str(path), "--name", "hostile", "--normalization", "none")
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("mechmnistic import: error: ") and FILES[filename][1] in lines[0]
